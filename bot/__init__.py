@@ -1,0 +1,1 @@
+"""DealerCare: the application (HTTP app, message pipeline, persistence, staff console)."""

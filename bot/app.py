@@ -1,0 +1,56 @@
+"""Builds the FastAPI application: channels, simulator, operations endpoints."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from bot import ops, simulator
+from bot.db import Database
+from bot.logs import RequestIdMiddleware, configure_logging
+from bot.pipeline import Pipeline
+from bot.security_headers import SecurityHeadersMiddleware
+from bot.settings import Settings, get_settings
+from nlu import NLU
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None, nlu: NLU | None = None) -> FastAPI:
+    """Creates the app; tests pass their own database and NLU, production reads the settings."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    owns_db = db is None
+    db = db or Database(settings.database_url)
+    if nlu is None:
+        from nlu.backends import load_nlu
+
+        nlu = load_nlu(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_db:
+            db.dispose()
+
+    app = FastAPI(title="DealerCare", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.nlu = nlu
+    app.state.pipeline = Pipeline(db=db, nlu=nlu, threshold=settings.nlu_threshold)
+
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(ops.router)
+    app.include_router(simulator.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/simulator")
+
+    return app

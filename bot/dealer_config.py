@@ -1,0 +1,78 @@
+"""A dealer's working configuration (hours, services, bays, SLAs, FAQ), kept in Dealer.config."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+
+class DayHours(BaseModel):
+    open: time
+    close: time
+
+
+class Service(BaseModel):
+    code: str  # minor_service, major_service, repair, bodywork, alignment, inspection...
+    name_zh: str
+    name_en: str
+    minutes: int = Field(gt=0)
+    price_from: int | None = None  # yuan
+
+
+class FaqEntry(BaseModel):
+    topic: str  # hours, address, phone, prices, ... (matches ask_question/<topic>)
+    answer_zh: str
+    answer_en: str
+
+
+class DealerConfig(BaseModel):
+    # weekday 0 = Monday; a missing weekday is closed
+    hours: dict[int, DayHours] = Field(default_factory=dict)
+    staff_hours: dict[int, DayHours] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    bays: int = Field(default=4, ge=1)
+    slot_minutes: int = Field(default=30, ge=5)
+    pickup_offered: bool = False
+    pickup_radius_km: float = 30.0
+    rescue_hotline: str = ""
+    rescue_radius_km: float = 50.0
+    sla_minutes: dict[str, int] = Field(default_factory=lambda: {"urgent": 30, "complaint": 240, "handoff": 60})
+    quiet_hours: tuple[time, time] = (time(21, 0), time(8, 0))
+    sms_signature: str = ""
+    faq: list[FaqEntry] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def service(self, code: str) -> Service | None:
+        return next((s for s in self.services if s.code == code), None)
+
+    def faq_answer(self, topic: str, lang: str) -> str | None:
+        entry = next((f for f in self.faq if f.topic == topic), None)
+        if entry is None:
+            return None
+        return entry.answer_en if lang == "en" else entry.answer_zh
+
+    def staff_available(self, moment: datetime, tz: str) -> bool:
+        """Tells whether a person is at work at that moment, in the dealer's timezone."""
+        local = moment.astimezone(ZoneInfo(tz))
+        if local.date() in self.holidays:
+            return False
+        hours = self.staff_hours.get(local.weekday()) or self.hours.get(local.weekday())
+        return bool(hours and hours.open <= local.time() < hours.close)
+
+    def next_staff_time(self, moment: datetime, tz: str) -> datetime | None:
+        """Returns when staff are next at work (local time), or None if never within two weeks."""
+        zone = ZoneInfo(tz)
+        local = moment.astimezone(zone)
+        for offset in range(15):
+            day = local.date() + timedelta(days=offset)
+            hours = self.staff_hours.get(day.weekday()) or self.hours.get(day.weekday())
+            if not hours or day in self.holidays:
+                continue
+            start = datetime.combine(day, hours.open, zone)
+            end = datetime.combine(day, hours.close, zone)
+            if local < end:
+                return max(start, local)
+        return None

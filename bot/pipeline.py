@@ -1,0 +1,374 @@
+"""The message road: store, find owner and conversation, lock, understand, respond, record.
+
+Each inbound message is committed before any reply is computed. Its turn then runs in a
+second transaction that holds the conversation's row lock, so the messages of one
+conversation are handled one at a time and in the order they were stored, whichever request
+thread gets the lock first: the lock holder always takes the oldest unhandled message.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot import conversation_status, metrics
+from bot.db import Database
+from bot.dealer_config import DealerConfig
+from bot.messages import InboundMessage, Reply
+from bot.models import (
+    Channel,
+    ChannelIdentity,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Dealer,
+    Direction,
+    Message,
+    MessageStatus,
+    Outbox,
+    OutboxStatus,
+    Vehicle,
+    utcnow,
+)
+from flows import engine, templates
+from flows.turn import Context, Handoff, State, Turn, VehicleInfo
+from nlu import NLU, Parse
+
+log = logging.getLogger(__name__)
+
+# Channels that answer the owner in the HTTP response itself. Their reply rows wait this long
+# in the outbox for the channel to say "answered passively" before the dispatcher sends them.
+PASSIVE_GRACE = {Channel.wechat: timedelta(seconds=5), Channel.sms: timedelta(seconds=15)}
+
+
+class Pipeline:
+    """Runs inbound messages down the road; one instance per process, safe across threads."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        nlu: NLU,
+        clock: Callable[[], datetime] = utcnow,
+        threshold: float = 0.45,
+        respond: Callable[[State, Parse, Context], Turn] = engine.respond,
+    ) -> None:
+        self.db = db
+        self.nlu = nlu
+        self.clock = clock
+        self.threshold = threshold
+        self.respond = respond
+
+    def handle_inbound(self, inbound: InboundMessage) -> list[Reply]:
+        """Stores the message, runs its bot turn once, and returns the replies to it."""
+        started = time.perf_counter()
+        message_id, conversation_id, status = self.store(inbound)
+        if status == MessageStatus.received and conversation_id is not None:
+            self._drain(conversation_id, upto=message_id)
+        replies = self.replies_to(message_id)
+        metrics.PIPELINE_SECONDS.labels(inbound.channel.value).observe(time.perf_counter() - started)
+        return replies
+
+    # -- step 1: store -------------------------------------------------------------------------
+
+    def store(self, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus]:
+        """Commits the message (or finds the stored one of a retry) and its conversation."""
+        try:
+            with self.db.transaction() as session:
+                return self._store(session, inbound)
+        except IntegrityError:
+            # A concurrent retry of the same channel message won the insert: use its row.
+            with self.db.transaction() as session:
+                found = self._find_stored(session, inbound)
+                if found is None:
+                    raise
+                return found
+        except Exception:
+            # Finding the owner failed: keep the message anyway, as a dead letter for staff.
+            log.exception("could not file inbound message", extra={"dealer_id": inbound.dealer_id})
+            with self.db.transaction() as session:
+                found = self._find_stored(session, inbound)
+                if found is not None:
+                    return found
+                message = self._new_message(inbound, conversation_id=None, status=MessageStatus.dead)
+                message.error = "could not find the owner or conversation"
+                session.add(message)
+                session.flush()
+                return message.id, None, MessageStatus.dead
+
+    def _store(self, session: Session, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus]:
+        if inbound.channel_message_id is not None:
+            found = self._find_stored(session, inbound)
+            if found is not None:
+                return found
+        now = self.clock()
+        identity = self._identity(session, inbound)
+        identity.last_inbound_at = now
+        # The customer row lock orders messages of one owner: ids are handed out in lock order.
+        # NO KEY UPDATE, not UPDATE: a turn's inserts check their foreign key to this row with a
+        # KEY SHARE lock, which FOR UPDATE would block (a deadlock with the conversation lock).
+        # For the same reason this step never writes the conversation row; the turn does.
+        session.execute(
+            select(Customer.id).where(Customer.id == identity.customer_id).with_for_update(key_share=True)
+        )
+        conversation = self._open_conversation(session, inbound, identity.customer_id)
+        message = self._new_message(inbound, conversation_id=conversation.id, status=MessageStatus.received)
+        message.created_at = now
+        session.add(message)
+        session.flush()
+        metrics.MESSAGES.labels(inbound.channel.value, "in", "-").inc()
+        return message.id, conversation.id, MessageStatus.received
+
+    def _find_stored(self, session: Session, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus] | None:
+        if inbound.channel_message_id is None:
+            return None
+        row = session.execute(
+            select(Message.id, Message.conversation_id, Message.status).where(
+                Message.dealer_id == inbound.dealer_id,
+                Message.channel == inbound.channel,
+                Message.channel_message_id == inbound.channel_message_id,
+            )
+        ).first()
+        return (row.id, row.conversation_id, MessageStatus(row.status)) if row else None
+
+    @staticmethod
+    def _new_message(inbound: InboundMessage, *, conversation_id: int | None, status: MessageStatus) -> Message:
+        return Message(
+            dealer_id=inbound.dealer_id,
+            conversation_id=conversation_id,
+            channel=inbound.channel,
+            channel_message_id=inbound.channel_message_id,
+            direction=Direction.inbound,
+            status=status,
+            address=inbound.address,
+            kind=inbound.kind,
+            text=inbound.text,
+            payload=inbound.payload,
+            sender="owner",
+        )
+
+    def _identity(self, session: Session, inbound: InboundMessage) -> ChannelIdentity:
+        """Finds the channel identity, creating it (and an unknown customer) the first time."""
+        query = select(ChannelIdentity).where(
+            ChannelIdentity.dealer_id == inbound.dealer_id,
+            ChannelIdentity.channel == inbound.channel,
+            ChannelIdentity.address == inbound.address,
+        )
+        identity = session.scalars(query).first()
+        if identity is not None:
+            return identity
+        customer_id = inbound.customer_id
+        if customer_id is None:
+            dealer_lang = session.scalar(select(Dealer.language).where(Dealer.id == inbound.dealer_id)) or "zh"
+            customer = Customer(
+                dealer_id=inbound.dealer_id,
+                phone=inbound.address if inbound.channel == Channel.sms else None,
+                language=dealer_lang,
+            )
+            session.add(customer)
+            session.flush()
+            customer_id = customer.id
+        try:
+            with session.begin_nested():
+                identity = ChannelIdentity(
+                    dealer_id=inbound.dealer_id, customer_id=customer_id, channel=inbound.channel, address=inbound.address
+                )
+                session.add(identity)
+        except IntegrityError:
+            # Another first message from this address created it a moment ago.
+            identity = session.scalars(query).one()
+        return identity
+
+    def _open_conversation(self, session: Session, inbound: InboundMessage, customer_id: int) -> Conversation:
+        """Returns the customer's open conversation, or opens one (one history across channels)."""
+        conversation = session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.dealer_id == inbound.dealer_id,
+                Conversation.customer_id == customer_id,
+                Conversation.status != ConversationStatus.closed,
+            )
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        ).first()
+        if conversation is None:
+            conversation = Conversation(dealer_id=inbound.dealer_id, customer_id=customer_id, state={})
+            session.add(conversation)
+            session.flush()
+        return conversation
+
+    # -- step 2: one turn at a time, in order --------------------------------------------------
+
+    def _drain(self, conversation_id: int, *, upto: int) -> None:
+        """Handles the conversation's unhandled messages in order, up to and including `upto`."""
+        while True:
+            try:
+                with self.db.transaction() as session:
+                    message = self._lock_next(session, conversation_id)
+                    if message is None or message.id > upto:
+                        return
+                    self._turn(session, message)
+            except Exception:
+                log.exception("bot turn failed", extra={"conversation_id": conversation_id})
+                with self.db.transaction() as session:
+                    message = self._lock_next(session, conversation_id)
+                    if message is None or message.id > upto:
+                        return
+                    self._failed_turn(session, message)
+
+    def _lock_next(self, session: Session, conversation_id: int) -> Message | None:
+        session.execute(
+            select(Conversation.id).where(Conversation.id == conversation_id).with_for_update(key_share=True)
+        )
+        return session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.inbound,
+                Message.status == MessageStatus.received,
+            )
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
+
+    def _turn(self, session: Session, message: Message) -> None:
+        conversation = session.get_one(Conversation, message.conversation_id)
+        now = self.clock()
+        message.status = MessageStatus.handled
+        message.handled_at = now
+        conversation.last_message_at = message.created_at
+        conversation.last_channel = message.channel
+        if conversation.status in conversation_status.HANDED_OFF:
+            # A person owns this conversation: the bot stays silent, the console shows the message.
+            conversation_status.record_event(
+                session=session, conversation=conversation, kind="message", actor="owner", data={"message_id": message.id}
+            )
+            return
+
+        dealer = session.get_one(Dealer, message.dealer_id)
+        customer = session.get_one(Customer, conversation.customer_id)
+        lang = customer.language or dealer.language
+        parse = self.nlu.parse(message.text, lang)
+        message.intent = parse.name
+        message.confidence = round(parse.confidence, 4)
+        message.parse = parse.to_rasa()
+        metrics.MESSAGES.labels(message.channel.value, "in", parse.name).inc()
+
+        context = self._context(session, dealer, customer, lang, now)
+        turn = self.respond(State.from_json(conversation.state), parse, context)
+        conversation.state = turn.state.to_json()
+        for effect in turn.effects:
+            self._apply(session, conversation, effect, now)
+        for reply in turn.replies:
+            self._add_reply(session, conversation, message, reply, now)
+
+    def _failed_turn(self, session: Session, message: Message) -> None:
+        """Marks a message whose turn raised as dead and tells the owner politely."""
+        conversation = session.get_one(Conversation, message.conversation_id)
+        customer = session.get_one(Customer, conversation.customer_id)
+        message.status = MessageStatus.dead
+        message.handled_at = self.clock()
+        message.error = "bot turn failed"
+        reply = Reply(templates.text("error.internal", customer.language))
+        self._add_reply(session, conversation, message, reply, self.clock())
+        conversation_status.record_event(
+            session=session, conversation=conversation, kind="dead_letter", actor="bot", data={"message_id": message.id}
+        )
+
+    def _context(self, session: Session, dealer: Dealer, customer: Customer, lang: str, now: datetime) -> Context:
+        vehicles = session.execute(
+            select(Vehicle.id, Vehicle.plate, Vehicle.model, Vehicle.last_service_date, Vehicle.last_service_mileage)
+            .where(Vehicle.dealer_id == dealer.id, Vehicle.customer_id == customer.id)
+            .order_by(Vehicle.id)
+        ).all()
+        return Context(
+            now=now,
+            lang=lang,
+            dealer_name=dealer.name,
+            dealer_phone=dealer.phone,
+            timezone=dealer.timezone,
+            config=dealer_config(dealer),
+            customer_name=customer.name,
+            vehicles=tuple(VehicleInfo(*row) for row in vehicles),
+            threshold=self.threshold,
+        )
+
+    def _apply(self, session: Session, conversation: Conversation, effect: Any, now: datetime) -> None:
+        if isinstance(effect, Handoff):
+            conversation.handoff_reason = effect.reason
+            conversation_status.move(
+                session=session,
+                conversation=conversation,
+                to=ConversationStatus.waiting_staff,
+                actor="bot",
+                data={"reason": effect.reason, "urgent": effect.urgent},
+            )
+            return
+        raise TypeError(f"unknown effect {effect!r}")
+
+    def _add_reply(self, session: Session, conversation: Conversation, inbound: Message, reply: Reply, now: datetime) -> None:
+        out = Message(
+            dealer_id=conversation.dealer_id,
+            conversation_id=conversation.id,
+            channel=inbound.channel,
+            direction=Direction.outbound,
+            status=MessageStatus.outgoing,
+            address=inbound.address,
+            text=reply.text,
+            payload={"buttons": list(reply.buttons)} if reply.buttons else {},
+            reply_to_id=inbound.id,
+            sender="bot",
+            created_at=now,
+        )
+        session.add(out)
+        session.flush()
+        grace = PASSIVE_GRACE.get(inbound.channel)
+        session.add(
+            Outbox(
+                dealer_id=conversation.dealer_id,
+                customer_id=conversation.customer_id,
+                conversation_id=conversation.id,
+                message_id=out.id,
+                dedupe_key=f"reply:{out.id}",
+                kind="reply",
+                channel=inbound.channel,
+                address=inbound.address,
+                body=reply.as_plain_text(),
+                # the simulator shows replies from the HTTP answer and history: nothing to send
+                status=OutboxStatus.pending if grace else OutboxStatus.sent,
+                not_before=now + (grace or timedelta(0)),
+                sent_at=None if grace else now,
+            )
+        )
+        metrics.MESSAGES.labels(inbound.channel.value, "out", "-").inc()
+
+    # -- step 3: answer ------------------------------------------------------------------------
+
+    def replies_to(self, message_id: int) -> list[Reply]:
+        """Returns the bot's stored replies to one inbound message, in order."""
+        with self.db.sessions() as session:
+            rows = session.execute(
+                select(Message.id, Message.text, Message.payload)
+                .where(Message.reply_to_id == message_id, Message.sender == "bot")
+                .order_by(Message.id)
+            ).all()
+        return [Reply(text=row.text, buttons=tuple((row.payload or {}).get("buttons", ())), message_id=row.id) for row in rows]
+
+
+def dealer_config(dealer: Dealer) -> DealerConfig:
+    """Returns the dealer's parsed configuration, parsed again only when the stored JSON changes."""
+    cached = _CONFIG_CACHE.get(dealer.id)
+    if cached is not None and cached[0] == dealer.config:
+        return cached[1]
+    config = DealerConfig.model_validate(dealer.config or {})
+    _CONFIG_CACHE[dealer.id] = (dealer.config, config)
+    return config
+
+
+_CONFIG_CACHE: dict[int, tuple[Any, DealerConfig]] = {}

@@ -1,0 +1,85 @@
+"""The one reader of the environment: every setting DealerCare has, validated at start."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEALERCARE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'dealercare.db'}")
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr("dev-only-secret-change-me")
+    env: Literal["dev", "test", "production"] = "dev"
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    # the demo process runs scheduler and dispatcher inside; production runs `dealercare worker`
+    embedded_worker: bool = True
+    nlu_backend: Literal["builtin", "rasa"] = "builtin"
+    rasa_url: str | None = None
+    nlu_model_dir: Path = PROJECT_ROOT / "var" / "nlu"
+    # below this confidence the flows ask a clarifying question instead of acting
+    nlu_threshold: float = Field(default=0.45, ge=0.0, le=1.0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with sqlite:// or postgresql://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _real_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    def check_production(self) -> None:
+        """Refuses the development secret outside development."""
+        if self.env == "production" and self.secret_key.get_secret_value().startswith("dev-only"):
+            raise SettingsError("DEALERCARE_SECRET_KEY: set a real secret in production")
+
+
+class SettingsError(RuntimeError):
+    """A setting is wrong; the message names it by its environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the settings, turning validation errors into one message per bad variable."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "DEALERCARE_" + str(error["loc"][0]).upper() if error["loc"] else "DEALERCARE_?"
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    settings.check_production()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Returns the process's settings, read once."""
+    return load_settings()
