@@ -8,7 +8,6 @@ thread gets the lock first: the lock holder always takes the oldest unhandled me
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,13 +66,11 @@ class Pipeline:
 
     def handle_inbound(self, inbound: InboundMessage) -> list[Reply]:
         """Stores the message, runs its bot turn once, and returns the replies to it."""
-        started = time.perf_counter()
-        message_id, conversation_id, status = self.store(inbound)
-        if status == MessageStatus.received and conversation_id is not None:
-            self._drain(conversation_id, upto=message_id)
-        replies = self.replies_to(message_id)
-        metrics.PIPELINE_SECONDS.labels(inbound.channel.value).observe(time.perf_counter() - started)
-        return replies
+        with metrics.observe_pipeline(inbound.channel):
+            message_id, conversation_id, status = self.store(inbound)
+            if status == MessageStatus.received and conversation_id is not None:
+                self._drain(conversation_id, upto=message_id)
+            return self.replies_to(message_id)
 
     # -- step 1: store -------------------------------------------------------------------------
 
@@ -122,7 +119,6 @@ class Pipeline:
         message.created_at = now
         session.add(message)
         session.flush()
-        metrics.MESSAGES.labels(inbound.channel.value, "in", "-").inc()
         return message.id, conversation.id, MessageStatus.received
 
     def _find_stored(self, session: Session, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus] | None:
@@ -258,7 +254,7 @@ class Pipeline:
         message.intent = parse.name
         message.confidence = round(parse.confidence, 4)
         message.parse = parse.to_rasa()
-        metrics.MESSAGES.labels(message.channel.value, "in", parse.name).inc()
+        metrics.record_inbound(message.channel, parse.name)
 
         context = self._context(session, dealer, customer, lang, now)
         turn = self.respond(State.from_json(conversation.state), parse, context)
@@ -346,7 +342,7 @@ class Pipeline:
                 sent_at=None if grace else now,
             )
         )
-        metrics.MESSAGES.labels(inbound.channel.value, "out", "-").inc()
+        metrics.record_outbound(inbound.channel)
 
     # -- step 3: answer ------------------------------------------------------------------------
 

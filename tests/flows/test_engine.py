@@ -1,0 +1,90 @@
+"""The first flows as pure functions: no database, no clock, no fixtures."""
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+
+from bot.dealer_config import DayHours, DealerConfig, FaqEntry
+from flows import engine
+from flows.turn import Context, Handoff, State
+from nlu import IntentScore, Parse
+
+WEEKDAYS_9_TO_6 = {d: DayHours(open=time(9), close=time(18)) for d in range(5)}
+CONFIG = DealerConfig(
+    hours=WEEKDAYS_9_TO_6,
+    faq=[FaqEntry(topic="hours", answer_zh="每天9点到18点", answer_en="9 to 6 daily")],
+    rescue_hotline="400-1",
+)
+# Tuesday 10:00 in Shanghai
+OPEN = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+# Saturday 23:00 in Shanghai
+CLOSED = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+
+
+def ctx(now: datetime = OPEN, lang: str = "zh", name: str = "李女士") -> Context:
+    return Context(now=now, lang=lang, dealer_name="测试店", dealer_phone="020-1", timezone="Asia/Shanghai", config=CONFIG, customer_name=name)
+
+
+def parse(intent: str, confidence: float = 0.9, text: str = "x", response: str | None = None, ranking=()) -> Parse:  # type: ignore[no-untyped-def]
+    return Parse(text=text, intent=IntentScore(intent, confidence), ranking=tuple(ranking), response=response)
+
+
+def test_greeting_uses_the_owners_name() -> None:
+    turn = engine.respond(State(), parse("greet"), ctx())
+    assert "李女士您好" in turn.replies[0].text and turn.effects == ()
+
+
+def test_greeting_in_english_for_english_owners() -> None:
+    turn = engine.respond(State(), parse("greet"), ctx(lang="en", name="Tom"))
+    assert turn.replies[0].text.startswith("Hello Tom")
+
+
+def test_request_human_hands_off_at_once_in_staff_hours() -> None:
+    turn = engine.respond(State(), parse("request_human"), ctx())
+    assert turn.effects == (Handoff("request"),)
+    assert "马上回复" in turn.replies[-1].text
+
+
+def test_request_human_out_of_hours_says_when_a_person_answers() -> None:
+    turn = engine.respond(State(), parse("request_human"), ctx(now=CLOSED))
+    assert turn.effects == (Handoff("request"),)
+    assert "11月30日 09:00" in turn.replies[-1].text  # Monday opening
+
+
+def test_low_confidence_asks_with_the_top_two_readings() -> None:
+    ranking = [IntentScore("book_service", 0.3), IntentScore("greet", 0.25), IntentScore("complaint", 0.2)]
+    turn = engine.respond(State(), parse("book_service", 0.3, ranking=ranking), ctx())
+    assert "预约保养或维修" in turn.replies[0].text and "投诉或建议" in turn.replies[0].text
+    assert turn.state.misses == 1
+
+
+def test_picking_a_numbered_reading_runs_that_flow() -> None:
+    ranking = [IntentScore("roadside_help", 0.3), IntentScore("complaint", 0.25)]
+    first = engine.respond(State(), parse("roadside_help", 0.3, ranking=ranking), ctx())
+    second = engine.respond(first.state, parse("out_of_scope", 0.2, text="1"), ctx())
+    assert second.effects == (Handoff("roadside", urgent=True),)
+
+
+def test_second_miss_offers_a_person_and_no_thanks_declines() -> None:
+    first = engine.respond(State(), parse("out_of_scope", 0.9), ctx())
+    second = engine.respond(first.state, parse("out_of_scope", 0.9), ctx())
+    assert second.replies[0].buttons == ("转人工客服", "不用了")
+    third = engine.respond(second.state, parse("out_of_scope", 0.1, text="不用了"), ctx())
+    assert third.effects == () and third.state == State()
+
+
+def test_faq_answers_by_topic_and_offers_a_person_for_unknown_topics() -> None:
+    known = engine.respond(State(), parse("ask_question", response="ask_question/hours"), ctx())
+    unknown = engine.respond(State(), parse("ask_question", response="ask_question/warranty"), ctx())
+    assert known.replies[0].text == "每天9点到18点"
+    assert "转接人工" in unknown.replies[0].text
+
+
+def test_roadside_gives_safety_advice_and_hotline_first_and_is_urgent() -> None:
+    turn = engine.respond(State(), parse("roadside_help"), ctx())
+    assert "双闪" in turn.replies[0].text and "400-1" in turn.replies[0].text
+    assert turn.effects == (Handoff("roadside", urgent=True),)
+
+
+def test_complaint_always_reaches_a_person() -> None:
+    turn = engine.respond(State(), parse("complaint"), ctx())
+    assert turn.effects == (Handoff("complaint"),)
