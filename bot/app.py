@@ -33,7 +33,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.embedded_worker:
+            from scheduler.worker import start_in_thread
+
+            worker = start_in_thread(db)
         yield
+        if worker is not None:
+            thread, stop = worker
+            stop.set()
+            thread.join(timeout=10)
         if owns_db:
             db.dispose()
 

@@ -1,4 +1,4 @@
-"""The `dealercare` command: serve, chat, db upgrade, demo load."""
+"""The `dealercare` command: serve, worker, chat, db upgrade, demo load."""
 from __future__ import annotations
 
 import sys
@@ -41,6 +41,24 @@ def serve(
         log_config=None,
         access_log=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Runs the outbox dispatcher (and scheduler) as its own process, until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from bot.db import Database
+    from bot.logs import configure_logging
+    from scheduler.worker import run
+
+    settings = _settings()
+    configure_logging(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run(Database(settings.database_url), stop)
 
 
 @app.command()

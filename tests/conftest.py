@@ -111,7 +111,9 @@ def _nlu_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(database_url: str):  # type: ignore[no-untyped-def]
     from bot.settings import load_settings
 
-    return load_settings(database_url=database_url, env="test", log_json=False, secret_key="test-secret-0123456789")
+    return load_settings(
+        database_url=database_url, env="test", log_json=False, embedded_worker=False, secret_key="test-secret-0123456789"
+    )
 
 
 @pytest.fixture
