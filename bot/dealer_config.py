@@ -45,9 +45,6 @@ class DealerConfig(BaseModel):
     faq: list[FaqEntry] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
-    def service(self, code: str) -> Service | None:
-        return next((s for s in self.services if s.code == code), None)
-
     def faq_answer(self, topic: str, lang: str) -> str | None:
         entry = next((f for f in self.faq if f.topic == topic), None)
         if entry is None:

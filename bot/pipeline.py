@@ -275,20 +275,21 @@ class Pipeline:
         turn = self.respond(State.from_json(conversation.state), parse, context)
         conversation.state = turn.state.to_json()
         for effect in turn.effects:
-            self._apply(session, conversation, effect, now)
+            self._apply(session, conversation, effect)
         return self._add_replies(session, conversation, message, turn.replies, now)
 
     def _failed_turn(self, session: Session, conversation: Conversation, message: Message) -> list[Reply]:
         """Marks a message whose turn raised as dead and tells the owner politely."""
         customer = session.get_one(Customer, conversation.customer_id)
+        now = self.clock()
         message.status = MessageStatus.dead
-        message.handled_at = self.clock()
+        message.handled_at = now
         message.error = "bot turn failed"
         conversation_status.record_event(
             session=session, conversation=conversation, kind="dead_letter", actor="bot", data={"message_id": message.id}
         )
         reply = Reply(templates.text("error.internal", customer.language))
-        return self._add_replies(session, conversation, message, (reply,), self.clock())
+        return self._add_replies(session, conversation, message, (reply,), now)
 
     def _context(self, session: Session, dealer: DealerView, customer: Customer, lang: str, now: datetime) -> Context:
         vehicles = session.execute(
@@ -308,7 +309,7 @@ class Pipeline:
             threshold=self.threshold,
         )
 
-    def _apply(self, session: Session, conversation: Conversation, effect: Any, now: datetime) -> None:
+    def _apply(self, session: Session, conversation: Conversation, effect: Any) -> None:
         if isinstance(effect, Handoff):
             conversation.handoff_reason = effect.reason
             conversation_status.move(

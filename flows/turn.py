@@ -49,9 +49,6 @@ class State:
         data = data or {}
         return cls(flow=data.get("flow"), slots=dict(data.get("slots") or {}), misses=int(data.get("misses") or 0))
 
-    def clear(self) -> State:
-        return State()
-
     def with_(self, **changes: Any) -> State:
         return replace(self, **changes)
 
