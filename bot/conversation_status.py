@@ -1,7 +1,7 @@
 """The conversation status machine: bot -> waiting_staff -> staff -> bot | closed, bot -> closed."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,16 @@ TRANSITIONS: dict[ConversationStatus, frozenset[ConversationStatus]] = {
 
 # Statuses in which the bot stays silent: a person owns the conversation or is about to.
 HANDED_OFF = frozenset({S.waiting_staff, S.staff})
+
+
+class ConversationRef(Protocol):
+    """Enough of a conversation to file an event against it (an ORM row or a selected tuple)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def dealer_id(self) -> int: ...
 
 
 class IllegalTransition(ValueError):
@@ -51,7 +61,7 @@ def move(
 
 
 def record_event(
-    *, session: Session, conversation: Conversation, kind: str, actor: str, data: dict[str, Any] | None = None
+    *, session: Session, conversation: ConversationRef, kind: str, actor: str, data: dict[str, Any] | None = None
 ) -> ConversationEvent:
     """Records a non-status event (a message staff should see, a note, an assignment)."""
     event = ConversationEvent(

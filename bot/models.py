@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -271,6 +272,15 @@ class Message(Base):
         # a channel's retry of the same message hits this constraint: dedupe is not an `if`
         UniqueConstraint("dealer_id", "channel", "channel_message_id"),
         Index("ix_message_conversation_id_id", "conversation_id", "id"),
+        # every turn asks for its conversation's oldest unhandled message: a partial index keeps
+        # that one probe however long the conversation grows
+        Index(
+            "ix_message_unhandled",
+            "conversation_id",
+            "id",
+            postgresql_where=text("status = 'received'"),
+            sqlite_where=text("status = 'received'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

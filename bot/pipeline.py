@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from bot import conversation_status, metrics
@@ -48,6 +48,111 @@ log = logging.getLogger(__name__)
 PASSIVE_GRACE = {Channel.wechat: timedelta(seconds=5), Channel.sms: timedelta(seconds=15)}
 
 
+# The hot path's statements, built once: building a statement cost more than running it.
+_OLDEST_UNHANDLED = (
+    select(func.min(Message.id))
+    .where(
+        Message.conversation_id == Conversation.id,
+        Message.direction == Direction.inbound,
+        Message.status == MessageStatus.received,
+    )
+    .correlate(Conversation)
+    .scalar_subquery()
+)
+# A conversation's oldest unhandled message, the owner and their vehicles (a row per vehicle).
+LOCK_NEXT = (
+    select(
+        Conversation.id,
+        Conversation.dealer_id,
+        Conversation.customer_id,
+        Conversation.status,
+        Conversation.state,
+        Message.id.label("message_id"),
+        Message.channel,
+        Message.address,
+        Message.text,
+        Message.created_at,
+        Customer.name.label("customer_name"),
+        Customer.language.label("customer_language"),
+        Vehicle.id.label("vehicle_id"),
+        Vehicle.plate,
+        Vehicle.model,
+        Vehicle.last_service_date,
+        Vehicle.last_service_mileage,
+    )
+    .join(Customer, Customer.id == Conversation.customer_id)
+    .outerjoin(Message, Message.id == _OLDEST_UNHANDLED)
+    .outerjoin(Vehicle, and_(Vehicle.customer_id == Customer.id, Vehicle.dealer_id == Conversation.dealer_id))
+    .where(Conversation.id == bindparam("conversation_id"))
+    .order_by(Vehicle.id)
+)
+# Takes the lock only if it is free: then nothing was waited for and the snapshot is current.
+LOCK_NEXT_IF_FREE = LOCK_NEXT.with_for_update(of=Conversation, key_share=True, skip_locked=True)
+WAIT_FOR_LOCK = select(Conversation.id).where(Conversation.id == bindparam("conversation_id")).with_for_update(key_share=True)
+# Only a message still unhandled is marked: see Pipeline._lock_next for why that matters.
+MARK_HANDLED = (
+    update(Message)
+    .where(Message.id == bindparam("message_id"), Message.status == MessageStatus.received)
+)
+TOUCH_CONVERSATION = update(Conversation).where(Conversation.id == bindparam("conversation_id"))
+_OPEN_CONVERSATION = (
+    select(Conversation.id)
+    .where(
+        Conversation.dealer_id == ChannelIdentity.dealer_id,
+        Conversation.customer_id == ChannelIdentity.customer_id,
+        Conversation.status != ConversationStatus.closed,
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+    .correlate(ChannelIdentity)
+    .scalar_subquery()
+)
+# Touches the owner's identity on this channel and returns it with the open conversation. The
+# UPDATE holds the identity row's lock until commit, so the messages from one address get their
+# ids in arrival order. (Bind names differ from column names: SQLAlchemy keeps those for SET.)
+TOUCH_IDENTITY = (
+    update(ChannelIdentity)
+    .where(
+        ChannelIdentity.dealer_id == bindparam("p_dealer_id"),
+        ChannelIdentity.channel == bindparam("p_channel"),
+        ChannelIdentity.address == bindparam("p_address"),
+    )
+    .values(last_inbound_at=bindparam("p_now"))
+    .returning(ChannelIdentity.id, ChannelIdentity.customer_id, _OPEN_CONVERSATION.label("open_conversation_id"))
+)
+INSERT_MESSAGE = insert(Message).returning(Message.id)
+
+# PostgreSQL only: the whole store of a known owner with an open conversation as one statement,
+# run in autocommit, so a message is durable after a single round trip. The identity UPDATE
+# locks its row until the statement commits, which hands out message ids in arrival order.
+# Anyone else (a first message, no open conversation) yields no row and takes the general path.
+_TOUCHED = TOUCH_IDENTITY.cte("touched")
+_m = Message.__table__.c
+STORE_AT_ONCE = (
+    insert(Message)
+    .from_select(
+        ["dealer_id", "conversation_id", "channel", "channel_message_id", "direction", "status", "address", "kind",
+         "text", "payload", "sender", "created_at"],
+        select(
+            bindparam("p_dealer_id", type_=_m.dealer_id.type),
+            _TOUCHED.c.open_conversation_id,
+            bindparam("p_channel", type_=_m.channel.type),
+            bindparam("m_channel_message_id", type_=_m.channel_message_id.type),
+            bindparam("m_direction", Direction.inbound, type_=_m.direction.type),
+            bindparam("m_status", MessageStatus.received, type_=_m.status.type),
+            bindparam("p_address", type_=_m.address.type),
+            bindparam("m_kind", type_=_m.kind.type),
+            bindparam("m_text", type_=_m.text.type),
+            bindparam("m_payload", type_=_m.payload.type),
+            bindparam("m_sender", "owner", type_=_m.sender.type),
+            bindparam("p_now", type_=_m.created_at.type),
+        ).where(_TOUCHED.c.open_conversation_id.is_not(None)),
+    )
+    .add_cte(_TOUCHED)
+    .returning(Message.id, Message.conversation_id)
+)
+
+
 class Pipeline:
     """Runs inbound messages down the road; one instance per process, safe across threads."""
 
@@ -70,31 +175,55 @@ class Pipeline:
     def handle_inbound(self, inbound: InboundMessage) -> list[Reply]:
         """Stores the message, runs its bot turn once, and returns the replies to it."""
         with metrics.observe_pipeline(inbound.channel):
-            message_id, conversation_id, status = self.store(inbound)
+            try:
+                return self._handle(inbound)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                # The pool does not ping connections (see bot.db); one the server dropped fails
+                # here, once. Running the whole message again is safe: the store is idempotent
+                # and a turn that did not commit left its message unhandled.
+                log.warning("database connection lost; running the message again on a new one")
+                return self._handle(inbound)
+
+    def _handle(self, inbound: InboundMessage) -> list[Reply]:
+        # One pooled connection serves the store, the turn and the answer.
+        with self.db.engine.connect() as conn:
+            message_id, conversation_id, status = self.store(inbound, conn)
             if status == MessageStatus.received and conversation_id is not None:
-                replies = self._drain(conversation_id, upto=message_id)
+                replies = self._drain(conn, conversation_id, upto=message_id)
                 if replies is not None:
                     return replies
-            return self.replies_to(message_id)
+            return self.replies_to(message_id, conn)
 
     # -- step 1: store -------------------------------------------------------------------------
 
-    def store(self, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus]:
+    def store(self, inbound: InboundMessage, conn: Connection | None = None) -> tuple[int, int | None, MessageStatus]:
         """Commits the message (or finds the stored one of a retry) and its conversation."""
+        if conn is None:
+            with self.db.engine.connect() as own:
+                return self._store_or_find(own, inbound)
+        return self._store_or_find(conn, inbound)
+
+    def _store_or_find(self, conn: Connection, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus]:
         try:
-            with self.db.transaction() as session:
+            if self.db.is_postgres and (stored := self._store_at_once(conn, inbound)) is not None:
+                return stored
+            with self.db.transaction_on(conn) as session:
                 return self._store(session, inbound)
         except IntegrityError:
             # A concurrent retry of the same channel message won the insert: use its row.
-            with self.db.transaction() as session:
+            with self.db.transaction_on(conn) as session:
                 found = self._find_stored(session, inbound)
                 if found is None:
                     raise
                 return found
-        except Exception:
+        except Exception as error:
+            if _disconnected(error):
+                raise  # not the message's fault: handle_inbound runs it again
             # Finding the owner failed: keep the message anyway, as a dead letter for staff.
             log.exception("could not file inbound message", extra={"dealer_id": inbound.dealer_id})
-            with self.db.transaction() as session:
+            with self.db.transaction_on(conn) as session:
                 found = self._find_stored(session, inbound)
                 if found is not None:
                     return found
@@ -103,15 +232,35 @@ class Pipeline:
                 message_id = session.execute(insert(Message).returning(Message.id), [row]).scalar_one()
                 return message_id, None, MessageStatus.dead
 
+    def _store_at_once(self, conn: Connection, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus] | None:
+        params = {
+            "p_dealer_id": inbound.dealer_id,
+            "p_channel": inbound.channel,
+            "p_address": inbound.address,
+            "p_now": self.clock(),
+            "m_channel_message_id": inbound.channel_message_id,
+            "m_kind": inbound.kind,
+            "m_text": inbound.text,
+            "m_payload": inbound.payload,
+        }
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            with conn.begin():  # no BEGIN is sent in autocommit; this only closes SQLAlchemy's books
+                row = conn.execute(STORE_AT_ONCE, params).first()
+        finally:
+            conn.execution_options(isolation_level=self.db.engine.dialect.default_isolation_level)
+        return (row.id, row.conversation_id, MessageStatus.received) if row is not None else None
+
     def _store(self, session: Session, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus]:
         # No look-up first: a retry fails the unique constraint on insert and is answered from
-        # the stored row (see store()); the common path pays for no extra query.
+        # the stored row (see store()); the common path pays for no extra query. Statements go
+        # straight to the connection: the ORM's bookkeeping cost more than the database did.
         now = self.clock()
-        identity_id, customer_id = self._identity(session, inbound)
-        session.execute(update(ChannelIdentity).where(ChannelIdentity.id == identity_id).values(last_inbound_at=now))
-        conversation_id = self._open_conversation(session, inbound, customer_id)
-        message_id = session.execute(
-            insert(Message).returning(Message.id),
+        customer_id, conversation_id = self._identity(session, inbound, now)
+        if conversation_id is None:
+            conversation_id = self._open_conversation(session, inbound, customer_id)
+        message_id = session.connection().execute(
+            INSERT_MESSAGE,
             [self._message_row(inbound, conversation_id=conversation_id, status=MessageStatus.received, now=now)],
         ).scalar_one()
         return message_id, conversation_id, MessageStatus.received
@@ -119,7 +268,7 @@ class Pipeline:
     def _find_stored(self, session: Session, inbound: InboundMessage) -> tuple[int, int | None, MessageStatus] | None:
         if inbound.channel_message_id is None:
             return None
-        row = session.execute(
+        row = session.connection().execute(
             select(Message.id, Message.conversation_id, Message.status).where(
                 Message.dealer_id == inbound.dealer_id,
                 Message.channel == inbound.channel,
@@ -147,28 +296,14 @@ class Pipeline:
             "created_at": now,
         }
 
-    def _identity(self, session: Session, inbound: InboundMessage) -> tuple[int, int]:
-        """Finds the channel identity and locks its customer, creating both the first time.
-
-        The customer row lock orders the messages of one owner: message ids are handed out in
-        lock order. It is NO KEY UPDATE, not UPDATE: a running turn's inserts check their
-        foreign key to this row with a KEY SHARE lock, which FOR UPDATE would block (a deadlock
-        with the conversation lock). For the same reason this step never writes the
-        conversation row; the turn does.
-        """
-        query = (
-            select(ChannelIdentity.id, ChannelIdentity.customer_id)
-            .join(Customer, Customer.id == ChannelIdentity.customer_id)
-            .where(
-                ChannelIdentity.dealer_id == inbound.dealer_id,
-                ChannelIdentity.channel == inbound.channel,
-                ChannelIdentity.address == inbound.address,
-            )
-            .with_for_update(of=Customer, key_share=True)
-        )
-        row = session.execute(query).first()
+    def _identity(self, session: Session, inbound: InboundMessage, now: datetime) -> tuple[int, int | None]:
+        """Touches the owner's identity on this channel, creating it (and the customer) the first
+        time; returns the customer and their open conversation, if they have one."""
+        conn = session.connection()
+        params = {"p_dealer_id": inbound.dealer_id, "p_channel": inbound.channel, "p_address": inbound.address, "p_now": now}
+        row = conn.execute(TOUCH_IDENTITY, params).first()
         if row is not None:
-            return row.id, row.customer_id
+            return row[1], row[2]
         customer_id = inbound.customer_id
         if customer_id is None:
             dealer_lang = session.scalar(select(Dealer.language).where(Dealer.id == inbound.dealer_id)) or "zh"
@@ -188,12 +323,22 @@ class Pipeline:
                 session.add(identity)
         except IntegrityError:
             pass  # another first message from this address created it a moment ago
-        row = session.execute(query).one()
-        return row.id, row.customer_id
+        row = conn.execute(TOUCH_IDENTITY, params).one()
+        return row[1], row[2]
 
     def _open_conversation(self, session: Session, inbound: InboundMessage, customer_id: int) -> int:
-        """Returns the customer's open conversation, or opens one (one history across channels)."""
-        conversation_id = session.scalar(
+        """Finds or opens the customer's conversation under the customer's row lock.
+
+        One history across channels: a WeChat and an SMS message arriving together must not open
+        two conversations, so the decision is taken again under the lock, in a new statement
+        (a statement that waited for a lock still sees the snapshot it started with).
+
+        The lock is NO KEY UPDATE, not UPDATE: a running turn's inserts check their foreign key
+        to the customer with a KEY SHARE lock, which FOR UPDATE would block.
+        """
+        conn = session.connection()
+        conn.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update(key_share=True)).one()
+        conversation_id = conn.execute(
             select(Conversation.id)
             .where(
                 Conversation.dealer_id == inbound.dealer_id,
@@ -202,101 +347,153 @@ class Pipeline:
             )
             .order_by(Conversation.id.desc())
             .limit(1)
-        )
-        if conversation_id is None:
-            conversation = Conversation(dealer_id=inbound.dealer_id, customer_id=customer_id, state={})
-            session.add(conversation)
-            session.flush()
-            conversation_id = conversation.id
-        return conversation_id
+        ).scalar()
+        if conversation_id is not None:
+            return conversation_id
+        conversation = Conversation(dealer_id=inbound.dealer_id, customer_id=customer_id, state={})
+        session.add(conversation)
+        session.flush()
+        return conversation.id
 
     # -- step 2: one turn at a time, in order --------------------------------------------------
 
-    def _drain(self, conversation_id: int, *, upto: int) -> list[Reply] | None:
+    def _drain(self, conn: Connection, conversation_id: int, *, upto: int) -> list[Reply] | None:
         """Handles the conversation's unhandled messages in order, up to and including `upto`.
 
         Returns the replies to `upto` when this call ran its turn, None when another did.
         """
         while True:
             try:
-                with self.db.transaction() as session:
-                    conversation, message = self._lock_next(session, conversation_id)
-                    if message is None or message.id > upto:
-                        return None
-                    replies = self._turn(session, conversation, message)
-            except Exception:
+                outcome = self._step(conn, conversation_id, upto, self._turn)
+            except AlreadyHandled:
+                continue  # read from a snapshot older than the lock: read again
+            except Exception as error:
+                if _disconnected(error):
+                    raise  # the turn did not commit; its message stays unhandled for the rerun
                 log.exception("bot turn failed", extra={"conversation_id": conversation_id})
-                with self.db.transaction() as session:
-                    conversation, message = self._lock_next(session, conversation_id)
-                    if message is None or message.id > upto:
-                        return None
-                    replies = self._failed_turn(session, conversation, message)
-            if message.id == upto:
+                try:
+                    outcome = self._step(conn, conversation_id, upto, self._failed_turn)
+                except AlreadyHandled:
+                    continue
+            if outcome is None:
+                return None
+            message_id, replies = outcome
+            if message_id == upto:
                 return replies
 
-    def _lock_next(self, session: Session, conversation_id: int) -> tuple[Conversation, Message | None]:
-        """Locks the conversation and returns it with its oldest unhandled message."""
-        conversation = session.get_one(Conversation, conversation_id, with_for_update={"key_share": True})
-        message = session.scalars(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.direction == Direction.inbound,
-                Message.status == MessageStatus.received,
-            )
-            .order_by(Message.id)
-            .limit(1)
-        ).first()
-        return conversation, message
+    def _step(
+        self,
+        conn: Connection,
+        conversation_id: int,
+        upto: int,
+        run: Callable[[Session, ConversationRow, NextMessage], list[Reply]],
+    ) -> tuple[int, list[Reply]] | None:
+        """One turn in its own transaction: lock, take the oldest unhandled message, `run` it."""
+        with self.db.transaction_on(conn) as session:
+            conversation, message = self._lock_next(session, conversation_id)
+            if message is None or message.id > upto:
+                return None
+            return message.id, run(session, conversation, message)
 
-    def _turn(self, session: Session, conversation: Conversation, message: Message) -> list[Reply]:
+    def _lock_next(self, session: Session, conversation_id: int) -> tuple[ConversationRow, NextMessage | None]:
+        """Locks the conversation and reads its oldest unhandled message and owner.
+
+        When the lock is free, one statement takes it and reads everything. When another turn
+        holds it, we wait for it first and read in a new statement: under READ COMMITTED a
+        statement that waited for a lock still sees the snapshot it started with, so it could
+        pick the message the previous holder has just handled. (MARK_HANDLED checks anyway.)
+        """
+        conn = session.connection()
+        params = {"conversation_id": conversation_id}
+        rows = conn.execute(LOCK_NEXT_IF_FREE, params).all()
+        if not rows:
+            conn.execute(WAIT_FOR_LOCK, params).one()
+            rows = conn.execute(LOCK_NEXT, params).all()
+        first = rows[0]
+        conversation = ConversationRow(first.id, first.dealer_id, first.customer_id, first.status, first.state)
+        if first.message_id is None:
+            return conversation, None
+        return conversation, NextMessage(
+            id=first.message_id,
+            dealer_id=conversation.dealer_id,
+            channel=first.channel,
+            address=first.address,
+            text=first.text,
+            created_at=first.created_at,
+            owner=OwnerView(
+                name=first.customer_name,
+                language=first.customer_language,
+                vehicles=tuple(
+                    VehicleInfo(row.vehicle_id, row.plate, row.model, row.last_service_date, row.last_service_mileage)
+                    for row in rows
+                    if row.vehicle_id is not None
+                ),
+            ),
+        )
+
+    def _turn(self, session: Session, conversation: ConversationRow, message: NextMessage) -> list[Reply]:
+        conn = session.connection()
         now = self.clock()
-        message.status = MessageStatus.handled
-        message.handled_at = now
-        conversation.last_message_at = message.created_at
-        conversation.last_channel = message.channel
         if conversation.status in conversation_status.HANDED_OFF:
             # A person owns this conversation: the bot stays silent, the console shows the message.
+            self._mark_handled(conn, message, now)
+            self._touch(conn, conversation, message, None)
             conversation_status.record_event(
-                session=session, conversation=conversation, kind="message", actor="owner", data={"message_id": message.id}
+                session=session,
+                conversation=conversation,
+                kind="message",
+                actor="owner",
+                data={"message_id": message.id},
             )
             return []
 
         dealer = self.dealers.get(session, message.dealer_id)
-        customer = session.get_one(Customer, conversation.customer_id)
-        lang = customer.language or dealer.language
+        owner = message.owner
+        lang = owner.language or dealer.language
         parse = self.nlu.parse(message.text, lang)
-        message.intent = parse.name
-        message.confidence = round(parse.confidence, 4)
-        message.parse = parse.to_rasa()
+        self._mark_handled(conn, message, now, parse)
         metrics.record_inbound(message.channel, parse.name)
 
-        context = self._context(session, dealer, customer, lang, now)
+        context = self._context(dealer, owner, lang, now)
         turn = self.respond(State.from_json(conversation.state), parse, context)
-        conversation.state = turn.state.to_json()
-        for effect in turn.effects:
-            self._apply(session, conversation, effect)
+        self._touch(conn, conversation, message, turn.state.to_json())
+        if turn.effects:
+            # Effects are rare and varied: they get the ORM, on a row this transaction has locked.
+            orm_conversation = session.get_one(Conversation, conversation.id)
+            for effect in turn.effects:
+                self._apply(session, orm_conversation, effect)
         return self._add_replies(session, conversation, message, turn.replies, now)
 
-    def _failed_turn(self, session: Session, conversation: Conversation, message: Message) -> list[Reply]:
+    @staticmethod
+    def _mark_handled(conn: Connection, message: NextMessage, now: datetime, parse: Parse | None = None) -> None:
+        values: dict[str, Any] = {"status": MessageStatus.handled, "handled_at": now}
+        if parse is not None:
+            values.update(intent=parse.name, confidence=round(parse.confidence, 4), parse=parse.to_rasa())
+        if conn.execute(MARK_HANDLED, {"message_id": message.id, **values}).rowcount != 1:
+            raise AlreadyHandled(message.id)
+
+    @staticmethod
+    def _touch(conn: Connection, conversation: ConversationRow, message: NextMessage, state: dict[str, Any] | None) -> None:
+        values: dict[str, Any] = {"last_message_at": message.created_at, "last_channel": message.channel}
+        if state is not None and state != conversation.state:
+            values["state"] = state
+        conn.execute(TOUCH_CONVERSATION, {"conversation_id": conversation.id, **values})
+
+    def _failed_turn(self, session: Session, conversation: ConversationRow, message: NextMessage) -> list[Reply]:
         """Marks a message whose turn raised as dead and tells the owner politely."""
-        customer = session.get_one(Customer, conversation.customer_id)
+        conn = session.connection()
+        language = message.owner.language
         now = self.clock()
-        message.status = MessageStatus.dead
-        message.handled_at = now
-        message.error = "bot turn failed"
+        values = {"status": MessageStatus.dead, "handled_at": now, "error": "bot turn failed"}
+        if conn.execute(MARK_HANDLED, {"message_id": message.id, **values}).rowcount != 1:
+            raise AlreadyHandled(message.id)
         conversation_status.record_event(
             session=session, conversation=conversation, kind="dead_letter", actor="bot", data={"message_id": message.id}
         )
-        reply = Reply(templates.text("error.internal", customer.language))
+        reply = Reply(templates.text("error.internal", language))
         return self._add_replies(session, conversation, message, (reply,), now)
 
-    def _context(self, session: Session, dealer: DealerView, customer: Customer, lang: str, now: datetime) -> Context:
-        vehicles = session.execute(
-            select(Vehicle.id, Vehicle.plate, Vehicle.model, Vehicle.last_service_date, Vehicle.last_service_mileage)
-            .where(Vehicle.dealer_id == dealer.id, Vehicle.customer_id == customer.id)
-            .order_by(Vehicle.id)
-        ).all()
+    def _context(self, dealer: DealerView, owner: OwnerView, lang: str, now: datetime) -> Context:
         return Context(
             now=now,
             lang=lang,
@@ -304,8 +501,8 @@ class Pipeline:
             dealer_phone=dealer.phone,
             timezone=dealer.timezone,
             config=dealer.config,
-            customer_name=customer.name,
-            vehicles=tuple(VehicleInfo(*row) for row in vehicles),
+            customer_name=owner.name,
+            vehicles=owner.vehicles,
             threshold=self.threshold,
         )
 
@@ -323,12 +520,13 @@ class Pipeline:
         raise TypeError(f"unknown effect {effect!r}")
 
     def _add_replies(
-        self, session: Session, conversation: Conversation, inbound: Message, replies: tuple[Reply, ...], now: datetime
+        self, session: Session, conversation: ConversationRow, inbound: NextMessage, replies: tuple[Reply, ...], now: datetime
     ) -> list[Reply]:
         """Stores the replies as outbound messages, each with its outbox row, in this transaction."""
         if not replies:
             return []
-        message_ids = session.scalars(
+        conn = session.connection()
+        message_ids = conn.execute(
             insert(Message).returning(Message.id, sort_by_parameter_order=True),
             [
                 {
@@ -346,9 +544,9 @@ class Pipeline:
                 }
                 for reply in replies
             ],
-        ).all()
+        ).scalars().all()
         grace = PASSIVE_GRACE.get(inbound.channel)
-        session.execute(
+        conn.execute(
             insert(Outbox),
             [
                 {
@@ -376,15 +574,58 @@ class Pipeline:
 
     # -- step 3: answer ------------------------------------------------------------------------
 
-    def replies_to(self, message_id: int) -> list[Reply]:
+    def replies_to(self, message_id: int, conn: Connection | None = None) -> list[Reply]:
         """Returns the bot's stored replies to one inbound message, in order."""
-        with self.db.sessions() as session:
-            rows = session.execute(
-                select(Message.id, Message.text, Message.payload)
-                .where(Message.reply_to_id == message_id, Message.sender == "bot")
-                .order_by(Message.id)
-            ).all()
+        query = (
+            select(Message.id, Message.text, Message.payload)
+            .where(Message.reply_to_id == message_id, Message.sender == "bot")
+            .order_by(Message.id)
+        )
+        if conn is None:
+            with self.db.engine.connect() as own:
+                rows = own.execute(query).all()
+        else:
+            rows = conn.execute(query).all()
         return [Reply(text=row.text, buttons=tuple((row.payload or {}).get("buttons", ())), message_id=row.id) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerView:
+    name: str | None
+    language: str | None
+    vehicles: tuple[VehicleInfo, ...]
+
+
+def _disconnected(error: BaseException) -> bool:
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class AlreadyHandled(Exception):
+    """The message a turn picked was handled by another turn meanwhile (see _lock_next)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """The conversation columns a turn reads, selected under its row lock."""
+
+    id: int
+    dealer_id: int
+    customer_id: int
+    status: ConversationStatus
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NextMessage:
+    """The inbound message a turn handles."""
+
+    id: int
+    dealer_id: int
+    channel: Channel
+    address: str
+    text: str
+    created_at: datetime
+    owner: OwnerView
 
 
 @dataclass(frozen=True, slots=True)

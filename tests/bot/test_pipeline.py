@@ -7,7 +7,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from bot.db import Database
 from bot.messages import InboundMessage
@@ -191,3 +191,23 @@ def test_two_misunderstandings_offer_a_person_and_yes_hands_off(db: Database, nl
     assert "转接人工客服" in third[0].text
     with db.sessions() as session:
         assert session.scalars(select(Conversation.status)).one() == ConversationStatus.waiting_staff
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # an SQLite file has no server
+def test_a_connection_the_server_dropped_costs_no_message(db: Database, nlu, owner) -> None:  # type: ignore[no-untyped-def]
+    own = Database(db.url, pool_size=1)
+    try:
+        pipeline = Pipeline(db=own, nlu=nlu)
+        pipeline.handle_inbound(message(owner, "你好"))  # leaves one pooled connection
+        with own.engine.connect() as pooled:
+            pid = pooled.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with db.engine.connect() as admin:  # as a database restart or a proxy's idle timeout would
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+        replies = pipeline.handle_inbound(message(owner, "几点关门", message_id="after-restart"))
+
+        assert replies, "the message was run again on a new connection and answered"
+        assert count(db, Message.channel_message_id == "after-restart") == 1
+        assert count(db, Message.status == MessageStatus.dead) == 0
+    finally:
+        own.dispose()
