@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     """Creates the app; tests pass their own database and NLU, production reads the settings."""
     settings = settings or get_settings()
     configure_logging(settings)
-    owns_db = db is None
+    owns_db, owns_nlu = db is None, nlu is None
     db = db or Database(settings.database_url)
     if nlu is None:
         from nlu.backends import load_nlu
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
             thread.join(timeout=10)
         if owns_db:
             db.dispose()
+        if owns_nlu and callable(close := getattr(nlu, "close", None)):
+            close()  # the Rasa backend's HTTP client
 
     app = FastAPI(title="DealerCare", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -1,7 +1,8 @@
-"""The `dealercare` command: serve, worker, chat, db upgrade, demo load."""
+"""The `dealercare` command: serve, worker, chat, db upgrade, demo load, nlu train/parse/eval."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -12,6 +13,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo dealer.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+nlu_app = typer.Typer(help="The language model: train it, try it, measure it.", no_args_is_help=True)
+app.add_typer(nlu_app, name="nlu")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -103,6 +106,90 @@ def demo_load() -> None:
         dealer = load_demo(session)
         typer.echo(f"loaded demo dealer {dealer.name} ({dealer.slug})")
     db.dispose()
+
+
+@nlu_app.command("train")
+def nlu_train(
+    data: Path = typer.Option(None, help="Rasa YAML training data directory (default: nlu/data)."),
+    out: Path = typer.Option(None, help="Model directory (default: DEALERCARE_NLU_MODEL_DIR)."),
+) -> None:
+    """Trains the built-in model from the Rasa YAML data and saves it (also done on start when the data changed)."""
+    import time
+
+    from nlu.backends import DATA_DIR
+    from nlu.builtin import MODEL_FILE, BuiltinNLU
+    from nlu.training_data import data_hash, load_examples
+
+    settings = _settings()
+    data_dir, model_dir = data or DATA_DIR, out or settings.nlu_model_dir
+    examples = load_examples(data_dir)
+    started = time.perf_counter()
+    nlu = BuiltinNLU.load_or_train(data_dir, model_dir, force=True)
+    typer.echo(
+        f"trained on {len(examples)} examples, {len(nlu.intents)} intents in {time.perf_counter() - started:.1f} s; "
+        f"data {data_hash(examples)[:12]}; saved {model_dir / MODEL_FILE}"
+    )
+
+
+@nlu_app.command("parse")
+def nlu_parse(
+    text: str = typer.Argument(None, help="The message (omit with --jsonl)."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Read one message per line on stdin, print one JSON per line."),
+    now: str = typer.Option(None, help="Resolve dates against this ISO time (default: now)."),
+    timezone: str = typer.Option("Asia/Shanghai", help="The dealer's timezone, for dates and times."),
+) -> None:
+    """Prints what the NLU understands, in Rasa's /model/parse JSON shape."""
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from nlu.backends import load_nlu
+    from nlu.understand import understand
+
+    settings = _settings()
+    zone = ZoneInfo(timezone)
+    moment = datetime.fromisoformat(now).astimezone(zone) if now else datetime.now(zone)
+    nlu = load_nlu(settings)
+
+    def show(message: str) -> str:
+        return json.dumps(understand(nlu, message, now=moment).to_rasa(), ensure_ascii=False)
+
+    if jsonl:
+        for line in sys.stdin:
+            typer.echo(show(line.rstrip("\n")))
+        return
+    if text is None:
+        typer.echo("give a message, or --jsonl to read messages from standard input", err=True)
+        raise typer.Exit(2)
+    typer.echo(show(text))
+
+
+@nlu_app.command("eval")
+def nlu_eval(
+    test: Path = typer.Option(None, help="Held-out Rasa YAML test file (default: nlu/eval/test.yml)."),
+    folds: int = typer.Option(5, min=2, help="Folds for cross-validation of the training data."),
+    report_dir: Path = typer.Option(None, help="Where to save the reports (default: <model dir>/eval)."),
+    skip_cv: bool = typer.Option(False, "--skip-cv", help="Only the held-out test file."),
+) -> None:
+    """Cross-validates on the training data and scores the held-out test file; prints and saves both."""
+    from nlu.backends import DATA_DIR
+    from nlu.builtin import BuiltinNLU
+    from nlu.evaluate import CORE_INTENTS, EVAL_FILE, cross_validate, evaluate
+    from nlu.training_data import load_examples
+
+    settings = _settings()
+    directory = report_dir or settings.nlu_model_dir / "eval"
+    examples = load_examples(DATA_DIR)
+    if not skip_cv:
+        report = cross_validate(examples, BuiltinNLU.train, folds=folds)
+        typer.echo(report.to_text())
+        report.save(directory, "cross-validation")
+    held_out = load_examples(test or EVAL_FILE)
+    report = evaluate(BuiltinNLU.train(examples), held_out)
+    typer.echo(report.to_text())
+    paths = report.save(directory, "held-out")
+    typer.echo(f"macro-F1 over the core intents on the held-out file: {report.macro_f1(CORE_INTENTS):.3f}")
+    typer.echo(f"reports saved in {paths[0].parent}")
 
 
 def main() -> None:

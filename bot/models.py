@@ -246,6 +246,9 @@ class Conversation(Base):
     handoff_reason: Mapped[str | None] = mapped_column(String(40))
     last_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
     last_message_at: Mapped[datetime | None] = mapped_column()
+    # the inbound message the last turn handled: turns take messages in id order, so a turn that
+    # is offered one at or below this id read a stale snapshot (see Pipeline._lock_next)
+    last_handled_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -40,6 +41,7 @@ from bot.models import (
 from flows import engine, templates
 from flows.turn import Context, Handoff, State, Turn, VehicleInfo
 from nlu import NLU, Parse
+from nlu.understand import understand
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ LOCK_NEXT = (
         Conversation.customer_id,
         Conversation.status,
         Conversation.state,
+        Conversation.last_handled_id,
         Message.id.label("message_id"),
         Message.channel,
         Message.address,
@@ -401,13 +404,19 @@ class Pipeline:
         When the lock is free, one statement takes it and reads everything. When another turn
         holds it, we wait for it first and read in a new statement: under READ COMMITTED a
         statement that waited for a lock still sees the snapshot it started with, so it could
-        pick the message the previous holder has just handled. (MARK_HANDLED checks anyway.)
+        pick the message the previous holder has just handled. The lock can also come free
+        between the snapshot and the lock; then the locked row is the newest version and its
+        last_handled_id shows the message is stale. (MARK_HANDLED checks once more.)
         """
         conn = session.connection()
         params = {"conversation_id": conversation_id}
         rows = conn.execute(LOCK_NEXT_IF_FREE, params).all()
         if not rows:
             conn.execute(WAIT_FOR_LOCK, params).one()
+            rows = conn.execute(LOCK_NEXT, params).all()
+        elif rows[0].message_id is not None and rows[0].message_id <= (rows[0].last_handled_id or 0):
+            # the lock came free between our snapshot and our lock: the conversation row is the
+            # newest, the message is not. We hold the lock now; a new statement reads afresh.
             rows = conn.execute(LOCK_NEXT, params).all()
         first = rows[0]
         conversation = ConversationRow(first.id, first.dealer_id, first.customer_id, first.status, first.state)
@@ -450,7 +459,7 @@ class Pipeline:
         dealer = self.dealers.get(session, message.dealer_id)
         owner = message.owner
         lang = owner.language or dealer.language
-        parse = self.nlu.parse(message.text, lang)
+        parse = understand(self.nlu, message.text, now=now.astimezone(dealer.zone), lang=lang)
         self._mark_handled(conn, message, now, parse)
         metrics.record_inbound(message.channel, parse.name)
 
@@ -474,7 +483,11 @@ class Pipeline:
 
     @staticmethod
     def _touch(conn: Connection, conversation: ConversationRow, message: NextMessage, state: dict[str, Any] | None) -> None:
-        values: dict[str, Any] = {"last_message_at": message.created_at, "last_channel": message.channel}
+        values: dict[str, Any] = {
+            "last_message_at": message.created_at,
+            "last_channel": message.channel,
+            "last_handled_id": message.id,
+        }
         if state is not None and state != conversation.state:
             values["state"] = state
         conn.execute(TOUCH_CONVERSATION, {"conversation_id": conversation.id, **values})
@@ -487,6 +500,7 @@ class Pipeline:
         values = {"status": MessageStatus.dead, "handled_at": now, "error": "bot turn failed"}
         if conn.execute(MARK_HANDLED, {"message_id": message.id, **values}).rowcount != 1:
             raise AlreadyHandled(message.id)
+        self._touch(conn, conversation, message, None)
         conversation_status.record_event(
             session=session, conversation=conversation, kind="dead_letter", actor="bot", data={"message_id": message.id}
         )
@@ -634,6 +648,7 @@ class DealerView:
     name: str
     phone: str
     timezone: str
+    zone: ZoneInfo
     language: str
     config: DealerConfig
 
@@ -660,6 +675,7 @@ class DealerCache:
             name=dealer.name,
             phone=dealer.phone,
             timezone=dealer.timezone,
+            zone=ZoneInfo(dealer.timezone),
             language=dealer.language,
             config=DealerConfig.model_validate(dealer.config or {}),
         )

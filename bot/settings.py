@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     nlu_backend: Literal["builtin", "rasa"] = "builtin"
     rasa_url: str | None = None
+    # seconds Rasa gets per message before the built-in model answers instead
+    rasa_timeout: float = 0.8
+    # Rasa's `--auth-token`, sent as its `?token=` query parameter
+    rasa_token: SecretStr | None = None
     nlu_model_dir: Path = PROJECT_ROOT / "var" / "nlu"
     # below this confidence the flows ask a clarifying question instead of acting
     nlu_threshold: float = Field(default=0.45, ge=0.0, le=1.0)
@@ -47,6 +51,19 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis:// or rediss://")
         return value or None
+
+    @field_validator("rasa_timeout")
+    @classmethod
+    def _short_timeout(cls, value: float) -> float:
+        # written as a range so NaN fails too; a Rasa slower than 10 s is worse than no Rasa
+        if not 0 < value <= 10:
+            raise ValueError("must be more than 0 and at most 10 seconds")
+        return value
+
+    @field_validator("rasa_token")
+    @classmethod
+    def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("secret_key")
     @classmethod

@@ -15,10 +15,18 @@ BY_INTENT: dict[str, FlowFn] = {
     "greet": smalltalk.respond,
     "goodbye": smalltalk.respond,
     "thank": smalltalk.respond,
+    "affirm": smalltalk.respond,
+    "deny": smalltalk.respond,
     "ask_question": faq.respond,
     "book_service": escalation.respond,
     "complaint": escalation.respond,
     "roadside_help": escalation.respond,
+    "reschedule": escalation.respond,
+    "cancel_booking": escalation.respond,
+    "booking_status": escalation.respond,
+    "opt_out": escalation.respond,
+    "opt_in": escalation.respond,
+    "survey_feedback": escalation.respond,
     "request_human": lambda state, parse, ctx: hand_off(ctx, reason="request"),
 }
 

@@ -19,4 +19,16 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
         return hand_off(ctx, reason="roadside", urgent=True, lead=(lead,))
     if parse.name == "complaint":
         return hand_off(ctx, reason="complaint", lead=(Reply(templates.text("interim.complaint", ctx.lang)),))
-    return hand_off(ctx, reason="booking", lead=(Reply(templates.text("interim.booking", ctx.lang)),))
+    reason, key = INTERIM.get(parse.name, ("booking", "interim.booking"))
+    return hand_off(ctx, reason=reason, lead=(Reply(templates.text(key, ctx.lang)),))
+
+
+# intents a person handles until their own flow exists: (hand-off reason, what the owner reads)
+INTERIM = {
+    "reschedule": ("booking", "interim.booking_change"),
+    "cancel_booking": ("booking", "interim.booking_change"),
+    "booking_status": ("booking", "interim.booking_change"),
+    "opt_out": ("opt_out", "interim.opt_out"),
+    "opt_in": ("opt_in", "interim.opt_in"),
+    "survey_feedback": ("survey", "interim.survey"),
+}

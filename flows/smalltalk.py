@@ -1,4 +1,4 @@
-"""Greetings, goodbyes and thanks: answer politely and keep whatever flow was going."""
+"""Greetings, goodbyes, thanks and a stray yes or no: answer politely, keep the current flow."""
 from __future__ import annotations
 
 from bot.messages import Reply
@@ -15,6 +15,8 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
         reply = templates.text(key, lang, name=ctx.customer_name, dealer=ctx.dealer_name)
     elif parse.name == "goodbye":
         return Turn(replies=(Reply(templates.text("goodbye", lang)),), state=State())
-    else:
+    elif parse.name == "thank":
         reply = templates.text("thank", lang)
+    else:  # affirm or deny with nothing asked: acknowledge and offer help
+        reply = templates.text("ack", lang)
     return Turn(replies=(Reply(reply),), state=state.with_(misses=0))

@@ -46,7 +46,9 @@ def example_for(text: str, rasa_intent: str) -> Example:
 
 
 def load_examples(data_dir: Path) -> list[Example]:
-    """Loads the intent examples of every Rasa YAML file under the directory, in file order."""
+    """Loads the intent examples of one Rasa YAML file, or of every one under a directory."""
+    if Path(data_dir).is_file():
+        return _load_file(Path(data_dir))
     examples: list[Example] = []
     for path in sorted(p for p in Path(data_dir).rglob("*") if p.suffix in {".yml", ".yaml"}):
         examples.extend(_load_file(path))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -211,3 +212,19 @@ def test_a_connection_the_server_dropped_costs_no_message(db: Database, nlu, own
         assert count(db, Message.status == MessageStatus.dead) == 0
     finally:
         own.dispose()
+
+
+def test_stored_parse_carries_entities_resolved_in_the_dealers_timezone(db: Database, nlu, owner) -> None:  # type: ignore[no-untyped-def]
+    # 23:30 UTC on Sunday is already Monday 07:30 in Guangzhou: 明天 is Tuesday there
+    sunday_night_utc = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    pipeline = Pipeline(db=db, nlu=nlu, clock=lambda: sunday_night_utc)
+
+    pipeline.handle_inbound(message(owner, "明天下午三点能做个小保养吗 粤B12345"))
+
+    with db.sessions() as session:
+        stored = session.scalars(select(Message).where(Message.direction == Direction.inbound)).one()
+    entities = {entity["entity"]: entity["value"] for entity in stored.parse["entities"]}
+    assert stored.intent == "book_service"
+    assert entities["plate"] == "粤B12345"
+    assert entities["time"]["date"] == "2026-11-24" and entities["time"]["time"] == "15:00"
+    assert entities["service"] == "minor_service"

@@ -88,3 +88,26 @@ def test_roadside_gives_safety_advice_and_hotline_first_and_is_urgent() -> None:
 def test_complaint_always_reaches_a_person() -> None:
     turn = engine.respond(State(), parse("complaint"), ctx())
     assert turn.effects == (Handoff("complaint"),)
+
+
+def test_a_yes_or_no_with_nothing_asked_is_acknowledged_and_keeps_the_flow() -> None:
+    state = State(flow="some_flow", slots={"x": 1})
+    for intent in ("affirm", "deny"):
+        turn = engine.respond(state, parse(intent), ctx())
+        assert "还有什么可以帮您" in turn.replies[0].text
+        assert turn.state.flow == "some_flow" and turn.effects == ()
+
+
+def test_every_intent_the_model_knows_has_a_route_or_the_fallback() -> None:
+    from nlu.backends import DATA_DIR
+    from nlu.training_data import load_examples
+
+    for intent in {example.intent for example in load_examples(DATA_DIR)}:
+        turn = engine.respond(State(), parse(intent), ctx())
+        assert turn.replies, intent
+
+
+def test_until_their_flows_exist_opt_out_and_survey_answers_reach_a_person() -> None:
+    for intent, reason in (("opt_out", "opt_out"), ("opt_in", "opt_in"), ("survey_feedback", "survey"), ("reschedule", "booking")):
+        turn = engine.respond(State(), parse(intent), ctx())
+        assert turn.effects == (Handoff(reason, False),), intent

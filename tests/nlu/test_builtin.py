@@ -1,5 +1,8 @@
+import json
 import math
 import pickle
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -8,7 +11,7 @@ import pytest
 
 from bot.settings import Settings
 from nlu.backends import DATA_DIR, load_nlu
-from nlu.builtin import MODEL_FILE, BuiltinNLU, feature_text, normalize
+from nlu.builtin import MODEL_FILE, BuiltinNLU, model_text
 from nlu.parse import OUT_OF_SCOPE, Parse
 from nlu.training_data import Example, load_examples
 
@@ -23,7 +26,7 @@ UNSEEN = {
     ],
     "complaint": [
         "你们怎么搞的 车修了一周还没好",
-        "服务员态度很差 非常不满意",
+        "接待的服务员态度很差 我要投诉",
         "保养完发现少了个轮毂盖",
         "乱收费 我要投诉",
         "terrible service, I've been waiting all day",
@@ -36,9 +39,9 @@ UNSEEN = {
         "出事故了 撞车了",
     ],
     "greet": ["你好啊", "hello, anyone there?", "早上好呀 在吗", "哈喽哈喽", "您好 打扰一下"],
-    "goodbye": ["好的 谢谢 再见", "拜拜啦", "ok thanks bye bye", "收到 谢谢啦", "谢谢 再见👋"],
+    "goodbye": ["好的 谢谢 再见", "那先这样 拜拜咯", "ok thanks bye bye", "行 下回聊 拜", "谢谢 再见👋"],
     "request_human": [
-        "转人工客服",
+        "请帮我转个人工客服",
         "能不能找个真人跟我聊",
         "I want to talk to a human",
         "别让机器人回了 找个客服来",
@@ -195,9 +198,10 @@ def test_ask_question_parse_carries_a_rasa_response_selector(nlu: BuiltinNLU) ->
 
 
 def test_fast_path_matches_the_sklearn_pipeline(nlu: BuiltinNLU) -> None:
-    model = nlu.model
+    model = nlu.trained
+    assert model is not None, "the module's model is trained in this process"
     for text in [*UNSEEN["complaint"], *UNSEEN_QUESTIONS, "Привет как дела", "x" * 2000]:
-        matrix = model.features.transform([feature_text(normalize(text))])
+        matrix = model.features.transform([model_text(text)])
         expected = dict(zip(model.intents.classes_, model.intents.predict_proba(matrix)[0], strict=True))
 
         parse = nlu.parse(text)
@@ -256,12 +260,13 @@ def test_unreadable_or_stale_model_file_is_replaced(tiny_data: Path, tmp_path: P
 def test_fast_path_matches_sklearn_with_one_or_two_intents(intents: list[str]) -> None:
     examples = [e for e in load_examples(DATA_DIR) if e.intent in intents]
     nlu = BuiltinNLU.train(examples)
-    matrix = nlu.model.features.transform([feature_text(normalize("你好 我想预约保养"))])
+    assert nlu.trained is not None
+    matrix = nlu.trained.features.transform([model_text("你好 我想预约保养")])
 
-    expected = nlu.model.intents.predict_proba(matrix)[0]
+    expected = nlu.trained.intents.predict_proba(matrix)[0]
 
     ranking = {s.name: s.confidence for s in nlu.parse("你好 我想预约保养").ranking}
-    assert [ranking[name] for name in nlu.model.intents.classes_] == pytest.approx(list(expected))
+    assert [ranking[name] for name in nlu.trained.intents.classes_] == pytest.approx(list(expected))
 
 
 def test_a_single_retrieval_key_is_always_the_response() -> None:
@@ -280,3 +285,21 @@ def test_a_single_retrieval_key_is_always_the_response() -> None:
 def test_training_without_examples_is_refused() -> None:
     with pytest.raises(ValueError, match="no training examples"):
         BuiltinNLU.train([])
+
+
+def test_a_saved_model_parses_like_the_trained_one_without_importing_sklearn(nlu: BuiltinNLU, tmp_path: Path) -> None:
+    BuiltinNLU.load_or_train(DATA_DIR, tmp_path)  # trains and saves
+    script = (
+        "import sys, json; from pathlib import Path; from nlu.builtin import BuiltinNLU; "
+        f"nlu = BuiltinNLU.load_or_train(Path({str(DATA_DIR)!r}), Path({str(tmp_path)!r})); "
+        "assert nlu.trained is None, 'loaded, not trained'; "
+        "assert 'sklearn' not in sys.modules, 'a loaded model must not pull in sklearn'; "
+        "print(json.dumps([[s.name, s.confidence] for s in nlu.parse(sys.argv[1]).ranking]))"
+    )
+    text = "明天下午三点能做个小保养吗 粤B12345"
+    result = subprocess.run(
+        [sys.executable, "-c", script, text], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    )
+
+    loaded = dict(json.loads(result.stdout))
+    assert loaded == pytest.approx({s.name: s.confidence for s in nlu.parse(text).ranking}, abs=1e-9)

@@ -16,7 +16,10 @@ from nlu.training_data import (
 )
 
 CORE_INTENTS = ("book_service", "complaint", "roadside_help", "ask_question")
-SMALL_INTENTS = ("greet", "goodbye", "request_human", "out_of_scope")
+SMALL_INTENTS = (
+    "reschedule", "cancel_booking", "booking_status", "greet", "goodbye", "thank", "affirm", "deny", "inform",
+    "request_human", "opt_out", "opt_in", "survey_feedback", "out_of_scope",
+)
 QUESTION_KEYS = (
     "hours", "address", "phone", "prices", "maintenance_interval",
     "warranty", "first_service", "pickup", "inspection", "insurance",
@@ -142,7 +145,8 @@ def test_shipped_data_round_trips_through_yaml(tmp_path: Path) -> None:
 
     write_yaml(examples, tmp_path / "nlu.yml")
 
-    assert load_examples(tmp_path) == examples
+    # one file groups each intent's examples together, where the shipped files split them
+    assert sorted(load_examples(tmp_path), key=repr) == sorted(examples, key=repr)
     assert data_hash(load_examples(tmp_path)) == data_hash(examples)
 
 
@@ -185,7 +189,7 @@ def test_shipped_data_has_enough_examples_per_intent() -> None:
     per_key = Counter(e.response_key for e in examples if e.response_key)
 
     assert set(per_intent) == set(CORE_INTENTS) | set(SMALL_INTENTS)
-    assert all(per_intent[intent] >= 40 for intent in CORE_INTENTS), per_intent
+    assert all(per_intent[intent] >= 60 for intent in CORE_INTENTS), per_intent
     assert all(per_intent[intent] >= 15 for intent in SMALL_INTENTS), per_intent
     assert set(per_key) == {f"ask_question/{key}" for key in QUESTION_KEYS}
     assert all(count >= 5 for count in per_key.values()), per_key

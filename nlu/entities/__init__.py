@@ -1,0 +1,1 @@
+"""Entity extractors: dates and times, plates, phones, mileage, VIN, service types, places."""
