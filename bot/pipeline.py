@@ -7,6 +7,7 @@ thread gets the lock first: the lock holder always takes the oldest unhandled me
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    TextClause,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -156,6 +167,55 @@ STORE_AT_ONCE = (
 )
 
 
+def record_turn_sql(replies: int) -> TextClause:
+    """PostgreSQL: everything a turn writes, in one statement (the turn is then four round trips).
+
+    Marks the message handled (only if it still is unhandled: see Pipeline._lock_next), moves
+    the conversation on, and stores each reply as an outbound message with its outbox row.
+    Reply ids are drawn from the message sequence first, so each outbox row knows its message;
+    the foreign keys are checked at the end of the statement, when both rows exist. Nothing but
+    the mark happens when the message was handled meanwhile.
+    """
+    rows = ", ".join(f"({i}, :text_{i}, CAST(:payload_{i} AS JSON), :body_{i})" for i in range(replies))
+    reply_ctes = f"""
+    , replies (ord, text, payload, body) AS (VALUES {rows})
+    , ids AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('message', 'id')) AS id, ord FROM replies
+        WHERE EXISTS (SELECT 1 FROM marked)
+    )
+    , messages AS (
+        INSERT INTO message (id, dealer_id, conversation_id, channel, direction, status, address, kind, text,
+                             payload, reply_to_id, sender, created_at)
+        SELECT ids.id, :dealer_id, :conversation_id, :channel, 'out', 'outgoing', :address, 'text', r.text,
+               r.payload, :message_id, 'bot', :now
+        FROM ids JOIN replies r USING (ord)
+    )
+    , outbox_rows AS (
+        INSERT INTO outbox (dealer_id, customer_id, conversation_id, message_id, dedupe_key, kind, channel,
+                            address, body, data, status, not_before, attempts, sent_at, created_at)
+        SELECT :dealer_id, :customer_id, :conversation_id, ids.id, 'reply:' || ids.id, 'reply', :channel,
+               :address, r.body, CAST('{{}}' AS JSON), :outbox_status, :not_before, 0, :sent_at, :now
+        FROM ids JOIN replies r USING (ord)
+    )""" if replies else ", ids AS (SELECT NULL::bigint AS id, 0 AS ord WHERE false)"
+    return text(
+        f"""
+    WITH marked AS (
+        UPDATE message SET status = 'handled', handled_at = :now, intent = :intent, confidence = :confidence,
+                           parse = CAST(:parse AS JSON)
+        WHERE id = :message_id AND status = 'received'
+        RETURNING id
+    )
+    , touched AS (
+        UPDATE conversation SET last_message_at = :last_message_at, last_channel = :channel,
+                                last_handled_id = :message_id, updated_at = :now,
+                                state = COALESCE(CAST(:state AS JSON), conversation.state)
+        WHERE id = :conversation_id AND EXISTS (SELECT 1 FROM marked)
+    ){reply_ctes}
+    SELECT (SELECT count(*) FROM marked) AS marked, ARRAY(SELECT id FROM ids ORDER BY ord) AS ids
+    """
+    )
+
+
 class Pipeline:
     """Runs inbound messages down the road; one instance per process, safe across threads."""
 
@@ -174,6 +234,7 @@ class Pipeline:
         self.threshold = threshold
         self.respond = respond
         self.dealers = DealerCache()
+        self._record_statements: dict[int, TextClause] = {}  # by number of replies
 
     def handle_inbound(self, inbound: InboundMessage) -> list[Reply]:
         """Stores the message, runs its bot turn once, and returns the replies to it."""
@@ -460,18 +521,58 @@ class Pipeline:
         owner = message.owner
         lang = owner.language or dealer.language
         parse = understand(self.nlu, message.text, now=now.astimezone(dealer.zone), lang=lang)
-        self._mark_handled(conn, message, now, parse)
-        metrics.record_inbound(message.channel, parse.name)
-
         context = self._context(dealer, owner, lang, now)
         turn = self.respond(State.from_json(conversation.state), parse, context)
-        self._touch(conn, conversation, message, turn.state.to_json())
+        if self.db.is_postgres:
+            replies = self._record_turn(conn, conversation, message, now, parse, turn)
+        else:
+            self._mark_handled(conn, message, now, parse)
+            self._touch(conn, conversation, message, turn.state.to_json())
+            replies = self._add_replies(session, conversation, message, turn.replies, now)
+        metrics.record_inbound(message.channel, parse.name)
         if turn.effects:
             # Effects are rare and varied: they get the ORM, on a row this transaction has locked.
             orm_conversation = session.get_one(Conversation, conversation.id)
             for effect in turn.effects:
                 self._apply(session, orm_conversation, effect)
-        return self._add_replies(session, conversation, message, turn.replies, now)
+        return replies
+
+    def _record_turn(
+        self, conn: Connection, conversation: ConversationRow, message: NextMessage, now: datetime, parse: Parse, turn: Turn
+    ) -> list[Reply]:
+        state = turn.state.to_json()
+        grace = PASSIVE_GRACE.get(message.channel)
+        params: dict[str, Any] = {
+            "now": now,
+            "message_id": message.id,
+            "intent": parse.name,
+            "confidence": round(parse.confidence, 4),
+            "parse": json.dumps(parse.to_rasa(), ensure_ascii=False),
+            "conversation_id": conversation.id,
+            "dealer_id": conversation.dealer_id,
+            "customer_id": conversation.customer_id,
+            "last_message_at": message.created_at,
+            "channel": message.channel.value,
+            "address": message.address,
+            "state": None if state == conversation.state else json.dumps(state, ensure_ascii=False),
+            # the simulator shows replies from its HTTP answer and history: nothing to send
+            "outbox_status": (OutboxStatus.pending if grace else OutboxStatus.sent).value,
+            "not_before": now + (grace or timedelta(0)),
+            "sent_at": None if grace else now,
+        }
+        for i, reply in enumerate(turn.replies):
+            params[f"text_{i}"] = reply.text
+            params[f"payload_{i}"] = json.dumps({"buttons": list(reply.buttons)} if reply.buttons else {}, ensure_ascii=False)
+            params[f"body_{i}"] = reply.as_plain_text()
+        statement = self._record_statements.get(len(turn.replies))
+        if statement is None:
+            statement = self._record_statements.setdefault(len(turn.replies), record_turn_sql(len(turn.replies)))
+        marked, ids = conn.execute(statement, params).one()
+        if marked != 1:
+            raise AlreadyHandled(message.id)
+        for _ in turn.replies:
+            metrics.record_outbound(message.channel)
+        return [replace(reply, message_id=message_id) for reply, message_id in zip(turn.replies, ids, strict=True)]
 
     @staticmethod
     def _mark_handled(conn: Connection, message: NextMessage, now: datetime, parse: Parse | None = None) -> None:
