@@ -51,6 +51,23 @@ class DealerConfig(BaseModel):
             return None
         return entry.answer_en if lang == "en" else entry.answer_zh
 
+    def shop_open(self, moment: datetime, tz: str) -> bool:
+        """Tells whether the workshop is open at that moment, in the dealer's timezone."""
+        local = moment.astimezone(ZoneInfo(tz))
+        hours = self.hours.get(local.weekday())
+        return bool(hours and local.date() not in self.holidays and hours.open <= local.time() < hours.close)
+
+    def next_opening(self, moment: datetime, tz: str) -> datetime | None:
+        """Returns when the workshop next opens after `moment` (local time), within two weeks."""
+        zone = ZoneInfo(tz)
+        local = moment.astimezone(zone)
+        for offset in range(15):
+            day = local.date() + timedelta(days=offset)
+            hours = self.hours.get(day.weekday())
+            if hours and day not in self.holidays and (start := datetime.combine(day, hours.open, zone)) > local:
+                return start
+        return None
+
     def staff_available(self, moment: datetime, tz: str) -> bool:
         """Tells whether a person is at work at that moment, in the dealer's timezone."""
         local = moment.astimezone(ZoneInfo(tz))

@@ -30,11 +30,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from bot import conversation_status, metrics
+from bot import conversation_status, effects, metrics
 from bot.db import Database
 from bot.dealer_config import DealerConfig
 from bot.messages import InboundMessage, Reply
 from bot.models import (
+    Appointment,
     Channel,
     ChannelIdentity,
     Conversation,
@@ -50,7 +51,7 @@ from bot.models import (
     utcnow,
 )
 from flows import engine, templates
-from flows.turn import Context, Handoff, State, Turn, VehicleInfo
+from flows.turn import AppointmentInfo, Booked, Context, Location, State, Turn, VehicleInfo
 from nlu import NLU, Parse
 from nlu.understand import understand
 
@@ -85,6 +86,8 @@ LOCK_NEXT = (
         Message.channel,
         Message.address,
         Message.text,
+        Message.kind,
+        Message.payload,
         Message.created_at,
         Customer.name.label("customer_name"),
         Customer.language.label("customer_language"),
@@ -489,6 +492,8 @@ class Pipeline:
             channel=first.channel,
             address=first.address,
             text=first.text,
+            kind=first.kind,
+            payload=first.payload or {},
             created_at=first.created_at,
             owner=OwnerView(
                 name=first.customer_name,
@@ -521,8 +526,17 @@ class Pipeline:
         owner = message.owner
         lang = owner.language or dealer.language
         parse = understand(self.nlu, message.text, now=now.astimezone(dealer.zone), lang=lang)
-        context = self._context(dealer, owner, lang, now)
-        turn = self.respond(State.from_json(conversation.state), parse, context)
+        state = State.from_json(conversation.state)
+        context = self._context(session, dealer, conversation, message, lang, now, calendar=engine.needs_calendar(state, parse))
+        turn = self.respond(state, parse, context)
+        if turn.effects:
+            # Effects are rare and varied: they get the ORM, in this transaction. A booking whose
+            # slot was taken meanwhile answers with the flow's alternative turn instead.
+            scope = effects.Scope(conversation.dealer_id, conversation.customer_id, conversation.id, message.id, now)
+            instead = effects.apply(session, scope, turn.effects)
+            if instead is not None:
+                turn = instead
+                effects.apply(session, scope, turn.effects)
         if self.db.is_postgres:
             replies = self._record_turn(conn, conversation, message, now, parse, turn)
         else:
@@ -530,11 +544,6 @@ class Pipeline:
             self._touch(conn, conversation, message, turn.state.to_json())
             replies = self._add_replies(session, conversation, message, turn.replies, now)
         metrics.record_inbound(message.channel, parse.name)
-        if turn.effects:
-            # Effects are rare and varied: they get the ORM, on a row this transaction has locked.
-            orm_conversation = session.get_one(Conversation, conversation.id)
-            for effect in turn.effects:
-                self._apply(session, orm_conversation, effect)
         return replies
 
     def _record_turn(
@@ -608,7 +617,23 @@ class Pipeline:
         reply = Reply(templates.text("error.internal", language))
         return self._add_replies(session, conversation, message, (reply,), now)
 
-    def _context(self, dealer: DealerView, owner: OwnerView, lang: str, now: datetime) -> Context:
+    def _context(
+        self,
+        session: Session,
+        dealer: DealerView,
+        conversation: ConversationRow,
+        message: NextMessage,
+        lang: str,
+        now: datetime,
+        *,
+        calendar: bool,
+    ) -> Context:
+        owner = message.owner
+        location = None
+        if message.kind == "location" and {"latitude", "longitude"} <= message.payload.keys():
+            payload = message.payload
+            location = Location(float(payload["latitude"]), float(payload["longitude"]), str(payload.get("label") or ""))
+        booked, appointments = calendar_for(session, dealer.id, conversation.customer_id, now) if calendar else ((), ())
         return Context(
             now=now,
             lang=lang,
@@ -616,23 +641,15 @@ class Pipeline:
             dealer_phone=dealer.phone,
             timezone=dealer.timezone,
             config=dealer.config,
-            customer_name=owner.name,
+            customer_name=owner.name or "",
             vehicles=owner.vehicles,
             threshold=self.threshold,
+            message_id=message.id,
+            booked=booked,
+            appointments=appointments,
+            location=location,
+            dealer_location=dealer.location,
         )
-
-    def _apply(self, session: Session, conversation: Conversation, effect: Any) -> None:
-        if isinstance(effect, Handoff):
-            conversation.handoff_reason = effect.reason
-            conversation_status.move(
-                session=session,
-                conversation=conversation,
-                to=ConversationStatus.waiting_staff,
-                actor="bot",
-                data={"reason": effect.reason, "urgent": effect.urgent},
-            )
-            return
-        raise TypeError(f"unknown effect {effect!r}")
 
     def _add_replies(
         self, session: Session, conversation: ConversationRow, inbound: NextMessage, replies: tuple[Reply, ...], now: datetime
@@ -719,6 +736,42 @@ class AlreadyHandled(Exception):
     """The message a turn picked was handled by another turn meanwhile (see _lock_next)."""
 
 
+CALENDAR_DAYS = 30
+
+
+def calendar_for(
+    session: Session, dealer_id: int, customer_id: int, now: datetime
+) -> tuple[tuple[Booked, ...], tuple[AppointmentInfo, ...]]:
+    """The workshop's taken slots for the next weeks, and the owner's own upcoming appointments."""
+    rows = session.execute(
+        select(
+            Appointment.id,
+            Appointment.customer_id,
+            Appointment.reference,
+            Appointment.service_type,
+            Appointment.starts_at,
+            Appointment.ends_at,
+            Appointment.status,
+            Vehicle.plate,
+        )
+        .outerjoin(Vehicle, Vehicle.id == Appointment.vehicle_id)
+        .where(
+            Appointment.dealer_id == dealer_id,
+            Appointment.status.in_(("booked", "confirmed")),
+            Appointment.ends_at > now,
+            Appointment.starts_at < now + timedelta(days=CALENDAR_DAYS),
+        )
+        .order_by(Appointment.starts_at)
+    ).all()
+    booked = tuple(Booked(row.starts_at, row.ends_at, row.id) for row in rows)
+    mine = tuple(
+        AppointmentInfo(row.id, row.reference, row.service_type, row.starts_at, row.ends_at, row.status, row.plate or "")
+        for row in rows
+        if row.customer_id == customer_id
+    )
+    return booked, mine
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationRow:
     """The conversation columns a turn reads, selected under its row lock."""
@@ -739,6 +792,8 @@ class NextMessage:
     channel: Channel
     address: str
     text: str
+    kind: str
+    payload: dict[str, Any]
     created_at: datetime
     owner: OwnerView
 
@@ -752,6 +807,7 @@ class DealerView:
     zone: ZoneInfo
     language: str
     config: DealerConfig
+    location: tuple[float, float] | None = None
 
 
 class DealerCache:
@@ -779,6 +835,7 @@ class DealerCache:
             zone=ZoneInfo(dealer.timezone),
             language=dealer.language,
             config=DealerConfig.model_validate(dealer.config or {}),
+            location=(dealer.latitude, dealer.longitude) if dealer.latitude is not None and dealer.longitude is not None else None,
         )
         self._views[dealer_id] = (time.monotonic(), view)
         return view

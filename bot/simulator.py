@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -65,19 +65,27 @@ class OwnerOut(BaseModel):
     vehicles: list[VehicleOut]
 
 
+class SharedLocation(BaseModel):
+    """A location the owner shares, as WeChat's location message carries it."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    label: str = Field(default="", max_length=200)
+
+
 class SendMessage(BaseModel):
     dealer: str = Field(min_length=1, max_length=64)
     owner: int
-    text: str
+    text: str = ""
+    location: SharedLocation | None = None
     # the client's id for this message; sending it again is a retry, not a second message
     message_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty")
-        return value
+    @model_validator(mode="after")
+    def _text_or_location(self) -> SendMessage:
+        if not self.text.strip() and self.location is None:
+            raise ValueError("text must not be empty (or send a location)")
+        return self
 
 
 class ReplyOut(BaseModel):
@@ -161,7 +169,9 @@ def send_message(body: SendMessage, db: DatabaseDep, pipeline: PipelineDep) -> S
         dealer_id, owner_id = dealer.id, owner.id
 
     client_id = body.message_id or uuid.uuid4().hex
-    inbound_message = simulator_message(dealer_id=dealer_id, customer_id=owner_id, text=body.text, client_id=client_id)
+    inbound_message = simulator_message(
+        dealer_id=dealer_id, customer_id=owner_id, text=body.text, client_id=client_id, location=body.location
+    )
     channel_message_id = inbound_message.channel_message_id
     replies = pipeline.handle_inbound(inbound_message)
 
@@ -223,7 +233,9 @@ def simulator_address(customer_id: int) -> str:
     return f"sim:{customer_id}"
 
 
-def simulator_message(*, dealer_id: int, customer_id: int, text: str, client_id: str | None = None) -> InboundMessage:
+def simulator_message(
+    *, dealer_id: int, customer_id: int, text: str, client_id: str | None = None, location: SharedLocation | None = None
+) -> InboundMessage:
     """Builds the inbound message of one simulator (web or terminal) send."""
     # Simulator message ids share one namespace per dealer: scope them to the owner, so one
     # owner's id can never be taken for another owner's retry.
@@ -232,8 +244,10 @@ def simulator_message(*, dealer_id: int, customer_id: int, text: str, client_id:
         channel=Channel.simulator,
         address=simulator_address(customer_id),
         customer_id=customer_id,
-        text=text,
+        text=text or (location.label if location else ""),
         channel_message_id=f"{customer_id}:{client_id or uuid.uuid4().hex}",
+        kind="location" if location else "text",
+        payload=location.model_dump() if location else {},
     )
 
 

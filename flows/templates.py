@@ -14,9 +14,19 @@ DEFAULT_LANGUAGE = "zh"
 
 @cache
 def catalogue(lang: str) -> dict[str, Any]:
-    """Returns the flat key -> text (or list of button labels) table of one language."""
-    with open(TEMPLATE_DIR / f"{lang}.yml", encoding="utf-8") as handle:
-        return _flatten(yaml.safe_load(handle) or {})
+    """Returns the flat key -> text (or list of button labels) table of one language.
+
+    `<lang>.yml` holds the shared texts; each flow may keep its own in `<flow>.<lang>.yml`.
+    A key defined twice is a mistake and raises.
+    """
+    table: dict[str, Any] = {}
+    for path in [TEMPLATE_DIR / f"{lang}.yml", *sorted(TEMPLATE_DIR.glob(f"*.{lang}.yml"))]:
+        with open(path, encoding="utf-8") as handle:
+            part = _flatten(yaml.safe_load(handle) or {})
+        if clash := table.keys() & part.keys():
+            raise ValueError(f"{path.name}: template keys defined twice: {sorted(clash)}")
+        table.update(part)
+    return table
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -19,10 +19,41 @@ class VehicleInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Booked:
+    """A slice of the workshop's calendar that is taken: one appointment in one bay."""
+
+    starts_at: datetime  # aware
+    ends_at: datetime
+    appointment_id: int | None = None  # lets a reschedule ignore the appointment being moved
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentInfo:
+    """One of the owner's own upcoming appointments."""
+
+    id: int
+    reference: str
+    service: str  # service code
+    starts_at: datetime  # aware
+    ends_at: datetime
+    status: str  # booked, confirmed
+    plate: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the owner is: a WeChat location message, or None when only text was given."""
+
+    latitude: float
+    longitude: float
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Context:
     """Everything a flow may know besides the state and the parse; built by the pipeline."""
 
-    now: datetime
+    now: datetime  # aware (UTC from the pipeline's clock); flows convert to `timezone`
     lang: str
     dealer_name: str
     dealer_phone: str
@@ -31,6 +62,15 @@ class Context:
     customer_name: str = ""
     vehicles: tuple[VehicleInfo, ...] = ()
     threshold: float = 0.45
+    # the inbound message's id: flows derive references from it (pure, unique, no randomness)
+    message_id: int = 0
+    # the workshop's taken slots from now on (about 30 days), and the owner's own appointments;
+    # loaded only when flows.engine.needs_calendar says the turn may need them
+    booked: tuple[Booked, ...] = ()
+    appointments: tuple[AppointmentInfo, ...] = ()
+    # a location the owner shared with this message, and the dealer's own position
+    location: Location | None = None
+    dealer_location: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +101,75 @@ class Handoff:
     urgent: bool = False
 
 
-Effect = Handoff
+@dataclass(frozen=True, slots=True)
+class CreateAppointment:
+    """Effect: book the workshop. The pipeline re-checks capacity under a lock; when the slot
+    was taken meanwhile it writes nothing and answers with `if_taken` instead of the turn."""
+
+    reference: str
+    service: str  # service code from the dealer's config
+    starts_at: datetime  # aware
+    minutes: int
+    vehicle_id: int | None = None
+    plate: str | None = None  # a car not yet on the owner's record
+    mileage: int | None = None
+    notes: str = ""
+    pickup: bool = False
+    if_taken: Turn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleAppointment:
+    """Effect: move one of the owner's appointments (same capacity check as CreateAppointment)."""
+
+    appointment_id: int
+    starts_at: datetime
+    minutes: int
+    if_taken: Turn | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAppointment:
+    """Effect: cancel one of the owner's appointments."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTicket:
+    """Effect: open a complaint or roadside ticket, due within `sla_minutes`."""
+
+    reference: str
+    kind: str  # complaint | roadside
+    category: str  # product_quality | service | other (roadside: the problem, e.g. flat_tyre)
+    urgent: bool
+    summary: str
+    sla_minutes: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTicket:
+    """Effect: add what the owner told us since (location, problem...) to an open ticket."""
+
+    reference: str
+    details: dict[str, Any]
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStaff:
+    """Effect: tell the staff on duty now (an outbox row of kind "alert"), e.g. a roadside case."""
+
+    reason: str
+    text: str
+    urgent: bool = True
+    reference: str = ""
+
+
+Effect = (
+    Handoff | CreateAppointment | RescheduleAppointment | CancelAppointment | OpenTicket | UpdateTicket | AlertStaff
+)
 
 
 @dataclass(frozen=True, slots=True)
