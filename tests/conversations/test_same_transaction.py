@@ -59,3 +59,33 @@ def test_when_the_reply_cannot_be_written_neither_ticket_nor_alert_is(db: Databa
     assert "工作人员" in answer  # the owner is told politely; the message is kept for staff
     with db.sessions() as session:
         assert session.scalars(select(Message.status).where(Message.direction == "in")).one() == MessageStatus.dead
+
+
+@pytest.mark.parametrize(("answer", "settled"), [("已解决 谢谢", True), ("还没有 车还是响", False)])
+def test_a_resolved_complaint_tells_the_owner_the_result_and_asks_if_it_is_settled(  # type: ignore[no-untyped-def]
+    db: Database, nlu, answer: str, settled: bool
+) -> None:
+    from bot import tickets
+    from bot.models import Conversation, ConversationStatus, TicketStatus
+
+    dealer_id, (owner,) = seed(db, 1)
+    pipeline = Pipeline(db=db, nlu=nlu, clock=lambda: MONDAY_10)
+    say(pipeline, dealer_id, owner, "上周保养完车门被划了一道 你们要负责", 1)
+    with db.transaction() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        tickets.resolve(session, ticket, result="已为您免费补漆，明天可到店取车。", actor="staff:1", now=MONDAY_10)
+    with db.sessions() as session:
+        sent = session.scalars(select(Message).where(Message.sender == "staff:1")).one()
+    assert "免费补漆" in sent.text and "解决" in sent.text
+
+    reply = say(pipeline, dealer_id, owner, answer, 2)
+
+    with db.sessions() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        conversation = session.scalars(select(Conversation)).one()
+    if settled:
+        assert ticket.status == TicketStatus.resolved and conversation.status == ConversationStatus.bot
+    else:
+        assert ticket.status == TicketStatus.new and ticket.details.get("reopened_at")
+        assert conversation.status == ConversationStatus.waiting_staff
+    assert reply

@@ -1,0 +1,53 @@
+"""Staff work on tickets: resolving one sends the owner the result and asks if it is settled."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from bot import conversation_status, outbound
+from bot.models import Conversation, ConversationStatus, Customer, Ticket, TicketKind, TicketStatus
+from flows import complaint
+
+
+class TicketError(ValueError):
+    """A ticket operation that does not fit the ticket's state."""
+
+
+def resolve(session: Session, ticket: Ticket, *, result: str, actor: str, now: datetime) -> None:
+    """Marks the ticket resolved with the result the owner reads, and asks the owner about it.
+
+    The conversation goes back to the bot so that the owner's answer reaches the follow-up:
+    "已解决" closes the matter, "还没有" reopens the ticket and hands it to a person again.
+    """
+    if ticket.status in (TicketStatus.resolved, TicketStatus.closed):
+        raise TicketError(f"ticket {ticket.reference} is already {ticket.status.value}")
+    if not result.strip():
+        raise TicketError("a resolution needs the result the owner will read")
+    ticket.status, ticket.result, ticket.resolved_at = TicketStatus.resolved, result.strip(), now
+    conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    if conversation is None or ticket.kind != TicketKind.complaint:
+        return
+    customer = session.get_one(Customer, ticket.customer_id)
+    lang = customer.language or "zh"
+    _give_back_to_bot(session, conversation, actor)
+    conversation.state = complaint.followup_state(ticket.reference).to_json()
+    outbound.queue(
+        session,
+        conversation,
+        complaint.result_message(ticket.result, ticket.reference, lang),
+        kind="ticket_result",
+        sender=actor,
+        now=now,
+        dedupe_key=f"ticket_result:{ticket.id}:{now.isoformat()}",
+        data={"ticket": ticket.reference},
+    )
+
+
+def _give_back_to_bot(session: Session, conversation: Conversation, actor: str) -> None:
+    status = ConversationStatus(conversation.status)
+    if status == ConversationStatus.waiting_staff:
+        conversation_status.move(session=session, conversation=conversation, to=ConversationStatus.staff, actor=actor)
+        status = ConversationStatus.staff
+    if status == ConversationStatus.staff:
+        conversation_status.move(session=session, conversation=conversation, to=ConversationStatus.bot, actor=actor)
