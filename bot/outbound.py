@@ -13,7 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.messages import Reply
-from bot.models import Channel, ChannelIdentity, Conversation, Direction, Message, MessageStatus, Outbox, OutboxStatus
+from bot.models import (
+    Channel,
+    ChannelIdentity,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    Outbox,
+    OutboxStatus,
+)
 
 
 def owner_address(session: Session, conversation: Conversation) -> tuple[Channel, str] | None:

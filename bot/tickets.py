@@ -6,7 +6,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot import conversation_status, outbound
-from bot.models import Conversation, ConversationStatus, Customer, Ticket, TicketKind, TicketStatus
+from bot.models import (
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Ticket,
+    TicketKind,
+    TicketStatus,
+)
 from flows import complaint
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.messages import Reply
-from flows import booking, complaint, faq, fallback, roadside, smalltalk, templates
+from flows import booking, complaint, fallback, faq, roadside, smalltalk, templates
 from flows.escalation import respond as interim
 from flows.handoff import hand_off
 from flows.turn import Context, State, Turn
@@ -56,8 +56,8 @@ INTERRUPTS: dict[str, frozenset[str]] = {
     complaint.FOLLOWUP: frozenset({"roadside_help"}),
     roadside.FLOW: frozenset(),
 }
-QUIT = re.compile(r"^\s*(取消|算了|不约了|不办了|不用了|退出|先不弄了|cancel|never ?mind|forget it)\W*$", re.I)
-RESUME = re.compile(r"^\s*(继续|继续预约|接着约|接着预约|continue|resume)\W*$", re.I)
+QUIT = re.compile(r"^\s*(取消|算了|不约了|不办了|不用了|退出|先不弄了|cancel|never ?mind|forget it)\W*$", re.IGNORECASE)
+RESUME = re.compile(r"^\s*(继续|继续预约|接着约|接着预约|continue|resume)\W*$", re.IGNORECASE)
 PAUSED = "paused"  # state slot: the flow an interruption put aside, {"flow": ..., "slots": {...}}
 
 def needs_calendar(state: State, parse: Parse) -> bool:

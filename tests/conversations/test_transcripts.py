@@ -29,7 +29,16 @@ from sqlalchemy import func, select
 from bot.db import Database
 from bot.demo import LATITUDE, LONGITUDE, demo_config
 from bot.messages import InboundMessage
-from bot.models import Appointment, Channel, Conversation, Customer, Dealer, Outbox, Ticket, Vehicle
+from bot.models import (
+    Appointment,
+    Channel,
+    Conversation,
+    Customer,
+    Dealer,
+    Outbox,
+    Ticket,
+    Vehicle,
+)
 from bot.pipeline import Pipeline
 
 HERE = Path(__file__).parent
