@@ -73,13 +73,18 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
         return _start_booking(parse, ctx)
     if parse.name == "request_human":
         return hand_off(ctx, reason="request")
-    if parse.name == "booking_status":
-        return status(state, parse, ctx)
     mode = state.slots.get("mode", "book")
+    # an answer to the question just asked wins over the intent it happens to read as:
+    # "保留预约" (keep it) reads as booking_status, "修改" (change) at the summary as reschedule
+    answers = _answers_pending(state, parse, ctx)
+    if parse.name == "booking_status" and not answers:
+        return status(state, parse, ctx)
     if mode == "reschedule":
         return _reschedule_step(state, parse, ctx)
     if mode == "cancel":
         return _cancel_step(state, parse, ctx)
+    if answers:
+        return _book_step(state, parse, ctx)
     if parse.name == "reschedule" and not _has_booking_entities(parse) and _upcoming(ctx):
         # "改一下之前的预约" mid-booking means an existing appointment; "改成周五" carries a time
         return reschedule(state, parse, ctx)
@@ -164,6 +169,23 @@ def _book_step(state: State, parse: Parse, ctx: Context) -> Turn:
     if heard is None:
         return _miss(state, ctx, lead=_t(ctx, f"hint.{step or 'service'}"))
     return _next_question(slots, ctx)
+
+
+def _answers_pending(state: State, parse: Parse, ctx: Context) -> bool:
+    """True when the message answers the question just asked (a button, a number, yes/no)."""
+    slots = dict(state.slots)
+    step = slots.get("step")
+    buttons = {"confirm": "booking.confirm_buttons", "confirm_reschedule": "booking.reschedule.buttons",
+               "confirm_cancel": "booking.cancel.buttons"}
+    if step in buttons:
+        return _yes_no(parse, templates.labels(buttons[step], ctx.lang)) is not None
+    if step == "appointment":
+        offered = [a for a in _upcoming(ctx) if a.id in (slots.get("appointment_ids") or [])]
+        labels = [_appointment_label(a, ctx) for a in offered]
+        return _picked(parse.text, labels) is not None or _appointment_in(parse.text, offered) is not None
+    if slots.get("mode", "book") != "book" and step != "time":
+        return False
+    return _take_pick(slots, step, parse, ctx) is not None
 
 
 def _take_pick(slots: dict[str, Any], step: str | None, parse: Parse, ctx: Context) -> str | None:
@@ -592,11 +614,15 @@ def _has_booking_entities(parse: Parse) -> bool:
     return any(parse.entity(name) is not None for name in ("time", "plate", "service", "mileage"))
 
 
+# words that say "my car needs something" without saying what: an advisor asks which service
+GENERIC_SERVICE_WORDS = frozenset({"保养", "宝养", "保氧", "service", "servicing", "maintenance", "维修", "修车", "修一下"})
+
+
 def _service_in(parse: Parse, ctx: Context) -> str | None:
     """The service a message names: the NLU's code if the dealer offers it, else a dealer's name."""
     offered = {s.code for s in ctx.config.services}
     entity = parse.entity("service")
-    if entity is not None and entity.value in offered:
+    if entity is not None and entity.value in offered and entity.text.strip().lower() not in GENERIC_SERVICE_WORDS:
         return str(entity.value)
     said = parse.text.lower()
     # longest name first, so a dealer's "大保养" wins over "保养"

@@ -58,6 +58,9 @@ INTERRUPTS: dict[str, frozenset[str]] = {
 }
 QUIT = re.compile(r"^\s*(取消|算了|不约了|不办了|不用了|退出|先不弄了|cancel|never ?mind|forget it)\W*$", re.IGNORECASE)
 RESUME = re.compile(r"^\s*(继续|继续预约|接着约|接着预约|continue|resume)\W*$", re.IGNORECASE)
+# questions whose "no" (不用了, 算了, 取消...) is an answer, not a wish to leave: "need pick-up?"
+# and "cancel this appointment, sure?"
+ANSWERED_BY_NO = frozenset({"pickup", "confirm_cancel"})
 PAUSED = "paused"  # state slot: the flow an interruption put aside, {"flow": ..., "slots": {...}}
 
 def needs_calendar(state: State, parse: Parse) -> bool:
@@ -96,7 +99,7 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
 
 
 def _within_flow(state: State, parse: Parse, ctx: Context, understood: bool) -> Turn:
-    if QUIT.match(parse.text):
+    if QUIT.match(parse.text) and state.slots.get("step") not in ANSWERED_BY_NO:
         return Turn(replies=(Reply(templates.text("flow.left", ctx.lang)),), state=State(slots=_kept(state)))
     if understood and parse.name in INTERRUPTS[state.flow]:
         paused = state.slots.get(PAUSED)

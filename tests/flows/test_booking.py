@@ -464,3 +464,25 @@ def test_mid_booking_a_wish_to_move_an_existing_appointment_starts_rescheduling(
     c = ctx(appointments=(WEDNESDAY_10,))
     turn = talk(c, msg("我想预约", intent="book_service"), msg("我想改一下之前的预约", intent="reschedule"))
     assert turn.state.slots["mode"] == "reschedule" and turn.state.slots["appointment_id"] == 7
+
+
+def test_tapping_change_at_the_summary_changes_this_booking_even_with_an_older_appointment() -> None:
+    # "修改" reads as a reschedule intent; at the summary it is the button, not an older appointment
+    c = ctx(appointments=(WEDNESDAY_10,))
+    turn = talk(c, START, msg("修改", intent="reschedule", confidence=0.86))
+    assert turn.state.slots["mode"] == "book" and turn.state.slots["step"] == "change"
+    assert turn.replies[-1].buttons == ("服务项目", "预约时间", "车辆")
+
+
+def test_keep_it_when_asked_to_confirm_a_cancellation_keeps_the_appointment() -> None:
+    # the button "保留预约" reads as booking_status; it is the answer to the question, not a status request
+    c = ctx(appointments=(WEDNESDAY_10,))
+    asked = booking.cancel(State(), msg("取消预约", intent="cancel_booking"), c)
+    kept = booking.respond(asked.state, msg("保留预约", intent="booking_status", confidence=0.82), c)
+    assert kept.effects == () and kept.state == State() and "保留" in kept.replies[0].text
+
+
+def test_asking_for_the_appointments_mid_booking_still_lists_them() -> None:
+    c = ctx(appointments=(WEDNESDAY_10,))
+    turn = talk(c, msg("我想预约", intent="book_service"), msg("我的预约", intent="booking_status"))
+    assert "B000007" in turn.replies[0].text and turn.state.flow == booking.FLOW
