@@ -82,8 +82,21 @@ DRIVING_WORDS = (
     "开着", "开车", "行驶", "高速", "路上", "时速", "跑着", "行车", "过程中",
     "driving", "at speed", "motorway", "highway", "on the road",
 )
-# "打不着火" (won't start) contains 着火 (on fire) but is no fire
-NOT_SAFETY = ("打不着火", "点不着火")
+# "打不着火" (won't start) contains 着火 (on fire) but is no fire; a steering-wheel cover, a turn
+# signal or "the advisor should be fired" name a safety word but no danger on the road
+NOT_SAFETY = ("打不着火", "点不着火", "方向盘套", "转向灯", "fired", "firing")
+# Parts that are bought and fitted: named in a complaint about money ("换刹车片多收了200块") they
+# say what the bill was for, not that the car is unsafe. The same part with a symptom
+# ("刹车片换完刹车还是软") still has a safety word left once the part name is taken out.
+SAFETY_PARTS = (
+    "刹车片", "刹车盘", "刹车油", "制动液", "制动片", "制动盘",
+    "brake pads", "brake pad", "brake discs", "brake disc", "brake fluid",
+)
+MONEY_WORDS = (
+    "价格", "收费", "多收", "乱收", "太贵", "很贵", "好贵", "费用", "报价", "发票", "块钱",
+    "price", "charge", "overcharg", "expensive", "bill", "invoice", "quote",
+)
+_AMOUNT = re.compile(r"\d+\s*(?:块|元|yuan|rmb)", re.IGNORECASE)
 
 # What owners say to open a complaint without saying what happened ("我要投诉").
 GENERIC_PHRASES = (
@@ -113,6 +126,13 @@ MIN_CONTENT = 5
 _ASCII_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
+# Asked what happened, an owner who takes the complaint back ("算了，不投诉了") gets no ticket;
+# the engine's quit words catch a bare "算了", these catch the longer ways of saying it.
+WITHDRAW_WORDS = (
+    "不投诉", "不想投诉", "不反映", "不用投诉", "不提了", "不说了", "没事了", "算了", "不用了",
+    "never mind", "nevermind", "forget it", "no complaint", "don't want to complain",
+)
+
 # a bare yes or no arrives as the affirm or deny intent; these catch the answers in words
 RESOLVED_WORDS = ("已解决", "解决了", "好了", "满意", "可以了", "solved", "resolved", "fixed", "all good")
 UNRESOLVED_WORDS = (
@@ -126,6 +146,9 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
     text = parse.text.strip()
     if state.flow == FLOW and state.slots.get("asked"):
         first = str(state.slots.get("first") or "")
+        if withdraws(text, parse):
+            # the engine keeps an interrupted booking (paused) in its own turn wrapper
+            return Turn(replies=(Reply(templates.text("complaint.withdrawn", ctx.lang)),), state=State())
         # the answer to "what happened?" is the complaint, whatever it says; an empty message
         # (a picture, a sticker) still must not lose the complaint
         return open_complaint(text or first, ctx, first=first)
@@ -241,11 +264,26 @@ def classify(text: str) -> str:
 def is_safety_related(text: str) -> bool:
     """Tells whether the complaint is about brakes, airbags, steering, smoke, fire, loss of
     control, or an engine cutting out while driving: those are urgent."""
+    text = text.lower()
     for harmless in NOT_SAFETY:
-        text = text.replace(harmless, "")
+        text = text.replace(harmless, " ")
+    if _mentions(text, MONEY_WORDS) or _AMOUNT.search(text):
+        for part in SAFETY_PARTS:
+            text = text.replace(part, " ")
     if _mentions(text, SAFETY_WORDS):
         return True
     return _mentions(text, STALL_WORDS) and _mentions(text, DRIVING_WORDS)
+
+
+def withdraws(text: str, parse: Parse) -> bool:
+    """Tells whether the answer to "what happened?" takes the complaint back instead: a quit word
+    or a bare no, with nothing left that says what happened."""
+    if not (_mentions(text, WITHDRAW_WORDS) or parse.name == "deny"):
+        return False
+    rest = text.lower()
+    for word in WITHDRAW_WORDS:
+        rest = rest.replace(word, " ")
+    return not says_what_happened(rest)
 
 
 def says_what_happened(text: str) -> bool:

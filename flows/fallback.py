@@ -13,8 +13,8 @@ OFFER_HUMAN = "offer_human"
 # Intents worth offering as "did you mean": small talk is never what a confused owner wanted.
 OFFERABLE = ("book_service", "complaint", "roadside_help", "ask_question", "request_human")
 
-_YES = re.compile(r"^\s*(1|好|好的|好啊|行|可以|是|是的|要|需要|嗯|嗯嗯|对|ok|okay|yes|yeah|sure|y)\W*$", re.I)
-_NO = re.compile(r"^\s*(2|不|不用|不用了|不要|不需要|算了|no|nope|n|no thanks)\W*$", re.I)
+_YES = re.compile(r"^\s*(1|好|好的|好啊|行|可以|是|是的|要|需要|嗯|嗯嗯|对|ok|okay|yes|yeah|sure|y)\W*$", re.IGNORECASE)
+_NO = re.compile(r"^\s*(2|不|不用|不用了|不要|不需要|算了|no|nope|n|no thanks)\W*$", re.IGNORECASE)
 
 
 def respond(state: State, parse: Parse, ctx: Context) -> Turn:

@@ -1,9 +1,9 @@
 """Hand-off to staff: on request, after repeated misunderstanding, for complaints and roadside."""
 from __future__ import annotations
 
+from bot.messages import Reply
 from flows import templates
 from flows.turn import Context, Handoff, State, Turn
-from bot.messages import Reply
 
 
 def hand_off(ctx: Context, *, reason: str, urgent: bool = False, lead: tuple[Reply, ...] = ()) -> Turn:

@@ -83,7 +83,7 @@ def _open(parse: Parse, ctx: Context) -> Turn:
     reference = f"R{ctx.message_id:06d}"
     text = parse.text.strip()
     location = shared_location(ctx) or place_from(parse)
-    problem = classify_problem(text)
+    problem = classify_problem(_owner_words(parse, ctx))
     summary = text or _place_text(location) or reference
     details: dict[str, Any] = {"text": text, "location": location, "problem": problem} | _distance_details(location, ctx)
     place = _place_text(location) or templates.text("roadside.staff_place_unknown", STAFF_LANG)
@@ -129,8 +129,9 @@ def _collect(state: State, parse: Parse, ctx: Context) -> Turn:
         slots["location"] = learned["location"] = location
         learned |= _distance_details(location, ctx)
 
-    problem = (problem_button(parse.text) if last == "problem" else None) or classify_problem(parse.text)
-    if problem is None and last == "problem" and _has_content(parse):
+    words = _owner_words(parse, ctx)
+    problem = (problem_button(words) if last == "problem" else None) or classify_problem(words)
+    if problem is None and last == "problem" and words and _has_content(parse):
         # the owner answered the question with something we have no word for: staff read it
         problem = "other"
     if problem and not slots.get("problem"):
@@ -202,6 +203,8 @@ def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 def classify_problem(text: str) -> str | None:
     """Returns the problem the text names (see PROBLEM_WORDS), or None when it names none."""
     lowered = f"{text.lower()} "  # the trailing space lets "hit " and "ev " end a message
+    # "tired" begins with "tire": a worn-out owner is no flat tyre
+    lowered = re.sub(r"(?<![a-z])tired", " ", lowered)
     if "没电" in text and any(word in lowered for word in EV_WORDS):
         return "fuel"
     for problem, words in PROBLEM_WORDS:
@@ -271,6 +274,15 @@ def _place_text(location: dict[str, Any] | None) -> str:
     return f"{location['latitude']:.5f},{location['longitude']:.5f}"
 
 
+def _owner_words(parse: Parse, ctx: Context) -> str:
+    """What the owner wrote. A shared location's text is only the map's name for the place
+    ("特来电充电站", "途虎养车轮胎店"): it says where the car is, never what happened to it."""
+    text = parse.text.strip()
+    if ctx.location is not None and text == ctx.location.label.strip():
+        return ""
+    return text
+
+
 def _has_content(parse: Parse) -> bool:
     return parse.name not in _NO_CONTENT_INTENTS and len(parse.text.strip()) >= 2
 
@@ -284,6 +296,8 @@ def _has_word(lowered: str, word: str) -> bool:
 
 def _km_text(km: float) -> str:
     # "约3.2公里" near the shop, "约12公里" further out: no false precision
+    # rounded first, so 9.96 km reads "约10公里", not "约10.0公里"
+    km = round(km, 1)
     return f"{km:.1f}" if km < 10 else f"{km:.0f}"
 
 

@@ -10,7 +10,7 @@ Each file in this directory holds transcripts:
         - owner: 明天下午三点做个小保养     # what the owner sends (or location: [lat, lon, label])
           bot: [确认, 小保养]               # every piece must appear in the bot's replies
           not: [抱歉]                       # none of these may
-          state: {flow: booking}            # keys of the conversation state after the step
+          state: {flow: booking}            # keys of the state after the step ("slots.paused.flow" digs in)
           status: waiting_staff             # the conversation status after the step
           count: {appointment: 1}           # rows of these tables (ticket, appointment, alert...)
 
@@ -168,10 +168,18 @@ def _check_after(db: Database, owner: tuple[int, int], step: dict[str, Any], whe
     with db.sessions() as session:
         conversation = session.scalars(select(Conversation).where(Conversation.customer_id == owner[1])).one()
         for key, expected in (step.get("state") or {}).items():
-            actual = (conversation.state or {}).get(key)
+            actual = _dig(conversation.state or {}, key)
             assert actual == expected, f"{where}: state {key} is {actual!r}, expected {expected!r}"
         if "status" in step:
             assert conversation.status.value == step["status"], f"{where}: status is {conversation.status.value}"
         for table, expected in (step.get("count") or {}).items():
             actual = session.scalar(COUNTS[table]())
             assert actual == expected, f"{where}: {actual} {table} rows, expected {expected}"
+
+
+def _dig(tree: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree

@@ -186,3 +186,34 @@ def test_an_unclear_follow_up_answer_is_asked_once_more_then_left_alone() -> Non
     assert first.replies[0].buttons == ("已解决", "还没有") and first.effects == ()
     second = complaint.followup(first.state, said("哦", intent="out_of_scope"), ctx())
     assert second.state == State() and second.effects == ()
+
+
+# --- fixed: withdrawing, and safety words that are no danger ---------------------------------
+
+def test_taking_the_complaint_back_when_asked_what_happened_opens_no_ticket() -> None:
+    asked = complaint.respond(State(), said("我要投诉"), ctx()).state
+    for answer, intent in (("算了，不投诉了", "deny"), ("没事了，不说了", "out_of_scope"), ("Never mind, forget it", "deny")):
+        turn = complaint.respond(asked, said(answer, intent=intent), ctx())
+        assert turn.effects == () and turn.state == State(), answer
+        assert "不记录投诉" in turn.replies[0].text, answer
+
+
+def test_an_answer_that_says_what_happened_is_a_complaint_even_after_suan_le() -> None:
+    asked = complaint.respond(State(), said("我要投诉"), ctx()).state
+    turn = complaint.respond(asked, said("算了不说别的，保养等了三个小时没人理", intent="complaint"), ctx())
+    assert ticket(turn).category == "service"
+
+
+def test_a_bill_for_brake_pads_or_a_steering_wheel_cover_is_no_safety_matter() -> None:
+    for text in ("上次换刹车片多收了我200块", "刹车片更换收费太贵了", "I was overcharged for new brake pads",
+                 "保养完方向盘套被弄脏了", "The advisor who ignored me should be fired"):
+        assert not complaint.is_safety_related(text), text
+    turn = complaint.respond(State(), said("上次换刹车片多收了我200块"), ctx())
+    assert ticket(turn).urgent is False and not any(isinstance(e, AlertStaff) for e in turn.effects)
+    assert "不要继续驾驶" not in texts(turn)
+
+
+def test_the_brakes_themselves_stay_urgent_whatever_the_bill_says() -> None:
+    assert complaint.is_safety_related("刹车片换完刹车还是软，还收了我800块")
+    assert complaint.is_safety_related("I paid 800 yuan for brake pads and the brakes still fail")
+    assert complaint.is_safety_related("花了20万元买的车，气囊没弹出来")

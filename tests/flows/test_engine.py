@@ -1,7 +1,7 @@
 """The first flows as pure functions: no database, no clock, no fixtures."""
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 
 from bot.dealer_config import DayHours, DealerConfig, FaqEntry
 from flows import engine
@@ -15,9 +15,9 @@ CONFIG = DealerConfig(
     rescue_hotline="400-1",
 )
 # Tuesday 10:00 in Shanghai
-OPEN = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+OPEN = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 # Saturday 23:00 in Shanghai
-CLOSED = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc)
+CLOSED = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
 
 
 def ctx(now: datetime = OPEN, lang: str = "zh", name: str = "李女士") -> Context:

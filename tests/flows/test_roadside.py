@@ -197,3 +197,32 @@ def test_english_owners_read_english() -> None:
     assert second.replies[-1].buttons[0] == "Flat or punctured tyre"
     third = roadside.respond(second.state, said("Flat or punctured tyre", intent="inform"), ctx(lang="en"))
     assert "Case number R000123" in texts(third) and "about 12 km from us, inside our free rescue area (50 km)" in texts(third)
+
+
+# --- fixed: a place's name is no problem, "tired" is no tyre, distances read cleanly -----------
+
+CHARGING_STATION = Location(23.1291 + 5 / 111.2, 113.2644, "特来电充电站(天河店)")
+TYRE_SHOP = Location(23.1291 + 5 / 111.2, 113.2644, "途虎养车轮胎店")
+
+
+def test_a_shared_location_named_after_a_charging_station_still_asks_what_happened() -> None:
+    turn = roadside.respond(State(), said("特来电充电站(天河店)", intent="out_of_scope"), ctx(location=CHARGING_STATION))
+    assert turn.effects[0].category == "unknown"
+    assert turn.replies[-1].buttons[0] == "爆胎/轮胎没气"
+
+
+def test_a_location_shared_when_the_problem_was_asked_is_no_answer_to_it() -> None:
+    state = State(flow="roadside", slots={"reference": "R000123", "location": None, "problem": None, "asked": ["location", "problem"]})
+    turn = roadside.respond(state, said("途虎养车轮胎店", intent="out_of_scope"), ctx(location=TYRE_SHOP))
+    update = turn.effects[0]
+    assert isinstance(update, UpdateTicket) and "problem" not in update.details and update.category is None
+    assert update.details["location"]["label"] == "途虎养车轮胎店"
+
+
+def test_a_tired_owner_has_no_flat_tyre() -> None:
+    assert roadside.classify_problem("I'm so tired, my car broke down on the ring road") == "breakdown"
+    assert roadside.classify_problem("My tire is flat") == "flat_tyre"
+
+
+def test_a_distance_just_under_ten_km_reads_as_ten() -> None:
+    assert roadside._km_text(9.96) == "10" and roadside._km_text(9.94) == "9.9"
