@@ -124,16 +124,22 @@ _OPEN_CONVERSATION = (
     .correlate(ChannelIdentity)
     .scalar_subquery()
 )
-# Touches the owner's identity on this channel and returns it with the open conversation. The
-# UPDATE holds the identity row's lock until commit, so the messages from one address get their
-# ids in arrival order. (Bind names differ from column names: SQLAlchemy keeps those for SET.)
-TOUCH_IDENTITY = (
+_THIS_IDENTITY = (
+    ChannelIdentity.dealer_id == bindparam("p_dealer_id"),
+    ChannelIdentity.channel == bindparam("p_channel"),
+    ChannelIdentity.address == bindparam("p_address"),
+)
+# The owner's identity on this channel with their open conversation.
+FIND_IDENTITY = select(ChannelIdentity.id, ChannelIdentity.customer_id, _OPEN_CONVERSATION).where(*_THIS_IDENTITY)
+# Touching the identity row holds its lock until commit, so the messages from one address get
+# their ids in arrival order. (Bind names differ from column names: SQLAlchemy keeps those for SET.)
+TOUCH_IDENTITY = update(ChannelIdentity).where(ChannelIdentity.id == bindparam("p_identity_id"))
+# PostgreSQL only: touch and find in one statement. Not on SQLite, which writes a RETURNING
+# clause's columns unqualified: inside the subquery "customer_id = customer_id" would then
+# compare the conversation with itself and file every owner's message under one conversation.
+TOUCH_AND_FIND_IDENTITY = (
     update(ChannelIdentity)
-    .where(
-        ChannelIdentity.dealer_id == bindparam("p_dealer_id"),
-        ChannelIdentity.channel == bindparam("p_channel"),
-        ChannelIdentity.address == bindparam("p_address"),
-    )
+    .where(*_THIS_IDENTITY)
     .values(last_inbound_at=bindparam("p_now"))
     .returning(ChannelIdentity.id, ChannelIdentity.customer_id, _OPEN_CONVERSATION.label("open_conversation_id"))
 )
@@ -143,7 +149,7 @@ INSERT_MESSAGE = insert(Message).returning(Message.id)
 # run in autocommit, so a message is durable after a single round trip. The identity UPDATE
 # locks its row until the statement commits, which hands out message ids in arrival order.
 # Anyone else (a first message, no open conversation) yields no row and takes the general path.
-_TOUCHED = TOUCH_IDENTITY.cte("touched")
+_TOUCHED = TOUCH_AND_FIND_IDENTITY.cte("touched")
 _m = Message.__table__.c
 STORE_AT_ONCE = (
     insert(Message)
@@ -367,9 +373,10 @@ class Pipeline:
         """Touches the owner's identity on this channel, creating it (and the customer) the first
         time; returns the customer and their open conversation, if they have one."""
         conn = session.connection()
-        params = {"p_dealer_id": inbound.dealer_id, "p_channel": inbound.channel, "p_address": inbound.address, "p_now": now}
-        row = conn.execute(TOUCH_IDENTITY, params).first()
+        params = {"p_dealer_id": inbound.dealer_id, "p_channel": inbound.channel, "p_address": inbound.address}
+        row = conn.execute(FIND_IDENTITY, params).first()
         if row is not None:
+            conn.execute(TOUCH_IDENTITY, {"p_identity_id": row[0], "last_inbound_at": now})
             return row[1], row[2]
         customer_id = inbound.customer_id
         if customer_id is None:
@@ -390,7 +397,8 @@ class Pipeline:
                 session.add(identity)
         except IntegrityError:
             pass  # another first message from this address created it a moment ago
-        row = conn.execute(TOUCH_IDENTITY, params).one()
+        row = conn.execute(FIND_IDENTITY, params).one()
+        conn.execute(TOUCH_IDENTITY, {"p_identity_id": row[0], "last_inbound_at": now})
         return row[1], row[2]
 
     def _open_conversation(self, session: Session, inbound: InboundMessage, customer_id: int) -> int:

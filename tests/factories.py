@@ -26,10 +26,12 @@ def make_dealer(session: Session, *, slug: str = "test", staff_always: bool = Tr
     return dealer
 
 
-def make_customer(session: Session, dealer: Dealer, *, name: str = "王先生", phone: str = "+8613800138000", lang: str = "zh") -> Customer:
+def make_customer(
+    session: Session, dealer: Dealer, *, name: str = "王先生", phone: str = "+8613800138000", lang: str = "zh", plate: str = "粤B12345"
+) -> Customer:
     customer = Customer(dealer_id=dealer.id, name=name, phone=phone, language=lang)
     session.add(customer)
     session.flush()
-    session.add(Vehicle(dealer_id=dealer.id, customer_id=customer.id, plate="粤B12345", model="凯美瑞"))
+    session.add(Vehicle(dealer_id=dealer.id, customer_id=customer.id, plate=plate, model="凯美瑞"))
     session.flush()
     return customer

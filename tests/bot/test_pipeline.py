@@ -228,3 +228,24 @@ def test_stored_parse_carries_entities_resolved_in_the_dealers_timezone(db: Data
     assert entities["plate"] == "粤B12345"
     assert entities["time"]["date"] == "2026-11-24" and entities["time"]["time"] == "15:00"
     assert entities["service"] == "minor_service"
+
+
+def test_each_owner_is_answered_in_their_own_conversation(db: Database, nlu) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        dealer = make_dealer(session)
+        first, second = make_customer(session, dealer, name="甲"), make_customer(session, dealer, name="乙", phone="+8613900139000", plate="粤A8K821")
+        owners = [(dealer.id, first.id), (dealer.id, second.id)]
+    pipeline = Pipeline(db=db, nlu=nlu)
+
+    for text in ("你好", "几点关门", "谢谢"):
+        for owner in owners:
+            pipeline.handle_inbound(message(owner, text))
+
+    with db.sessions() as session:
+        conversations = session.scalars(select(Conversation).order_by(Conversation.id)).all()
+        assert [c.customer_id for c in conversations] == [first.id, second.id]
+        for conversation in conversations:
+            texts = session.scalars(
+                select(Message.text).where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound)
+            ).all()
+            assert texts == ["你好", "几点关门", "谢谢"]
