@@ -429,3 +429,36 @@ class AuditLog(Base):
     target: Mapped[str] = mapped_column(String(100), default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookRequest(Base):
+    """A signed webhook request seen before: its (timestamp, nonce) and what its body was.
+
+    WeChat signs only the query in plaintext mode, so a replayed query with a new body must be
+    refused; a genuine retry repeats the body and gets the same answer without a second turn.
+    """
+
+    __tablename__ = "webhook_request"
+    __table_args__ = (UniqueConstraint("dealer_id", "channel", "timestamp", "nonce"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel))
+    timestamp: Mapped[str] = mapped_column(String(20))
+    nonce: Mapped[str] = mapped_column(String(64))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ChannelToken(Base):
+    """A provider access token shared by every process (WeChat's access_token), per dealer."""
+
+    __tablename__ = "channel_token"
+    __table_args__ = (UniqueConstraint("dealer_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel))
+    token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
