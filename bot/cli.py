@@ -15,6 +15,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 nlu_app = typer.Typer(help="The language model: train it, try it, measure it.", no_args_is_help=True)
 app.add_typer(nlu_app, name="nlu")
+dealer_app = typer.Typer(help="A dealer's channel accounts.", no_args_is_help=True)
+app.add_typer(dealer_app, name="dealer")
+wechat_app = typer.Typer(help="The dealer's WeChat Official Account.", no_args_is_help=True)
+wechat_menu_app = typer.Typer(help="The custom menu.", no_args_is_help=True)
+wechat_app.add_typer(wechat_menu_app, name="menu")
+app.add_typer(wechat_app, name="wechat")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -190,6 +196,94 @@ def nlu_eval(
     paths = report.save(directory, "held-out")
     typer.echo(f"macro-F1 over the core intents on the held-out file: {report.macro_f1(CORE_INTENTS):.3f}")
     typer.echo(f"reports saved in {paths[0].parent}")
+
+
+@dealer_app.command("wechat")
+def dealer_wechat(
+    dealer: str = typer.Option(..., help="Dealer slug."),
+    appid: str = typer.Option(..., help="The Official Account's AppID (wx...)."),
+    secret: str = typer.Option(..., help="The AppSecret (stored, never printed)."),
+    token: str = typer.Option(..., help="The Token set in WeChat's console (3-32 letters or digits)."),
+    aes_key: str = typer.Option(None, help="The EncodingAESKey (43 characters); needed for safe and compatible mode."),
+    mode: str = typer.Option("safe", help="safe (default), compatible, or plain (only signs the query: not advised)."),
+    api_base_url: str = typer.Option(None, help="WeChat's API address (default WeChat's; tests point it at a fake)."),
+) -> None:
+    """Stores a dealer's WeChat account and prints the URL to paste into WeChat's console."""
+    import re
+
+    from bot.db import Database
+    from bot.models import Channel, ChannelAccount, Dealer
+
+    problems = []
+    if mode not in ("safe", "compatible", "plain"):
+        problems.append("--mode must be safe, compatible or plain")
+    if mode != "plain" and (aes_key is None or not re.fullmatch(r"[A-Za-z0-9]{43}", aes_key)):
+        problems.append("--aes-key must be the 43-character EncodingAESKey from WeChat's console")
+    if not re.fullmatch(r"[A-Za-z0-9]{3,32}", token):
+        problems.append("--token must be 3-32 letters or digits, as WeChat's console requires")
+    if not re.fullmatch(r"wx[0-9a-f]{16}", appid):
+        problems.append("--appid looks wrong: WeChat AppIDs are wx + 16 hexadecimal characters")
+    if problems:
+        typer.echo("\n".join(problems), err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        row = session.query(Dealer).filter_by(slug=dealer).one_or_none()
+        if row is None:
+            typer.echo(f"no dealer {dealer!r}", err=True)
+            raise typer.Exit(1)
+        account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=Channel.wechat).one_or_none()
+        if account is None:
+            account = ChannelAccount(dealer_id=row.id, channel=Channel.wechat)
+            session.add(account)
+        account.config = {"appid": appid, "mode": mode, "allow_plain": mode == "plain"} | (
+            {"api_base_url": api_base_url} if api_base_url else {}
+        )
+        account.secrets = {"secret": secret, "token": token, "aes_key": aes_key or ""}
+        account.enabled = True
+    db.dispose()
+    if mode == "plain":
+        typer.echo("warning: plaintext mode signs only the query; anyone with one leaked URL can post messages", err=True)
+    typer.echo(f"WeChat account {appid} stored for {dealer} ({mode} mode); the secrets are not shown again.")
+    typer.echo(f"URL for WeChat's console (服务器地址): {settings.public_url.rstrip('/')}/wechat/{dealer}")
+
+
+DEFAULT_MENU = {
+    "button": [
+        {"type": "click", "name": "预约保养", "key": "BOOK_SERVICE"},
+        {"type": "click", "name": "道路救援", "key": "ROADSIDE"},
+        {
+            "name": "我的",
+            "sub_button": [
+                {"type": "click", "name": "我的车辆", "key": "MY_CAR"},
+                {"type": "click", "name": "人工客服", "key": "HUMAN"},
+            ],
+        },
+    ]
+}
+
+
+@wechat_menu_app.command("push")
+def wechat_menu_push(dealer: str = typer.Option(..., help="Dealer slug.")) -> None:
+    """Publishes the custom menu from the dealer's configuration (extra.wechat_menu), or the default."""
+    from bot.db import Database
+    from bot.dealer_config import DealerConfig
+    from bot.models import Dealer
+    from integrations.wechat.sender import push_menu
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.sessions() as session:
+        row = session.query(Dealer).filter_by(slug=dealer).one_or_none()
+        if row is None:
+            typer.echo(f"no dealer {dealer!r}", err=True)
+            raise typer.Exit(1)
+        menu = DealerConfig.model_validate(row.config or {}).extra.get("wechat_menu") or DEFAULT_MENU
+        dealer_id = row.id
+    push_menu(db, dealer_id, menu)
+    db.dispose()
+    typer.echo(f"menu published for {dealer}: {', '.join(button['name'] for button in menu['button'])}")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from bot.dealer_config import DayHours, DealerConfig, FaqEntry, Service
 from bot.models import (
     Channel,
+    ChannelAccount,
     ChannelIdentity,
     Customer,
     Dealer,
@@ -62,6 +63,15 @@ STAFF = (
     ("manager", "demo-manager", StaffRole.manager, "林志强", True),
     ("admin", "demo-admin", StaffRole.admin, "黄伟", False),
 )
+
+# The demo's WeChat account: point a WeChat test account (测试号) or a script at `make run` with
+# these values (URL http://127.0.0.1:8000/wechat/demo). They are demo values, not secrets.
+DEMO_WECHAT = {"appid": "wx5f1e4c0d9a3b2c71", "mode": "safe", "allow_plain": False}
+DEMO_WECHAT_SECRETS = {
+    "secret": "demo-app-secret-not-a-real-one",
+    "token": "dealercaredemo",
+    "aes_key": "DealerCareDemoEncodingAESKey0123456789abcde",
+}
 
 # code, name_zh, name_en, minutes, price_from (yuan; None: quoted after diagnosis)
 SERVICES = (
@@ -214,6 +224,9 @@ def load_demo(session: Session, *, today: date | None = None) -> Dealer:
         for username, password, role, display_name, on_duty in STAFF
     }
     session.add_all(staff.values())
+    session.add(
+        ChannelAccount(dealer_id=dealer.id, channel=Channel.wechat, config=dict(DEMO_WECHAT), secrets=dict(DEMO_WECHAT_SECRETS))
+    )
     session.flush()
 
     _Owners(session=session, dealer=dealer, advisor_id=staff["agent"].id, rng=rng, today=today).add_all()

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     nlu_model_dir: Path = PROJECT_ROOT / "var" / "nlu"
     # below this confidence the flows ask a clarifying question instead of acting
     nlu_threshold: float = Field(default=0.45, ge=0.0, le=1.0)
+    # the address channels call us at (WeChat's and Twilio's consoles); behind a proxy, its URL
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+(/.*)?$")
+    # WeChat waits 5 s for the webhook's answer: reply passively within this, else "success"
+    wechat_deadline: float = Field(default=4.0, gt=0, le=4.5)
 
     @field_validator("database_url")
     @classmethod
