@@ -15,6 +15,7 @@ from bot.logs import RequestIdMiddleware, configure_logging
 from bot.pipeline import Pipeline
 from bot.security_headers import SecurityHeadersMiddleware
 from bot.settings import Settings, get_settings
+from integrations.wechat import webhook as wechat_webhook
 from nlu import NLU
 
 STATIC = Path(__file__).parent / "static"
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
 
             worker = start_in_thread(db)
         yield
+        wechat_webhook.wait_for_turns(timeout=10)  # turns that outlived WeChat's 5 s answer
         if worker is not None:
             thread, stop = worker
             stop.set()
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.add_middleware(RequestIdMiddleware)
     app.include_router(ops.router)
     app.include_router(simulator.router)
+    app.include_router(wechat_webhook.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 def channel_senders(db: Database) -> Mapping[Channel, Sender]:
     """Returns a sender for every channel that can send on its own (channels register here)."""
-    return {}
+    from integrations.wechat.sender import WeChatSender
+
+    # one per worker: it keeps each dealer's client and access token while the account is unchanged
+    return {Channel.wechat: WeChatSender(db)}
 
 
 def run(db: Database, stop: threading.Event, *, interval: float = 1.0) -> None:
@@ -30,7 +33,7 @@ def run(db: Database, stop: threading.Event, *, interval: float = 1.0) -> None:
         bind_request_id()
         try:
             busy = dispatcher.run_once()
-        except Exception:  # noqa: BLE001  (a database blip must not end the worker)
+        except Exception:
             log.exception("dispatch round failed")
             busy = 0
         if not busy:

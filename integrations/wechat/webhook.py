@@ -1,0 +1,498 @@
+"""The WeChat webhook: `GET /wechat/{dealer}` (URL check) and `POST /wechat/{dealer}` (messages).
+
+A POST goes through, in order: a 64 KB body cap (413), the timestamp window (403), the
+signature (403; `msg_signature` over the Encrypt field in safe mode), no DTD and a well-formed
+envelope (400), decryption (400 bad ciphertext, 403 wrong AppId). Nothing is stored and no
+turn runs for a refused request. Then the replay memory (`webhook_request`): the same
+(timestamp, nonce) with the same body is WeChat's retry and is answered like the first try (the
+pipeline dedupes on MsgId); with another body it is refused when the body was not signed.
+
+WeChat waits 5 s for an answer. The turn runs in a worker thread; when its replies are ready
+within the deadline (`app.state.wechat_deadline`, else DEFAULT_DEADLINE) the webhook answers
+them passively and marks their outbox rows sent. Otherwise it answers `success` and the turn
+finishes in the background; its reply rows stay pending and the dispatcher sends them
+through the customer-service API after PASSIVE_GRACE.
+
+No input makes this answer 500: a correctly signed message nobody understands is stored as a
+dead letter and answered `success`, and so is one whose handling failed unexpectedly.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot import conversation_status
+from bot.db import Database
+from bot.deps import DatabaseDep
+from bot.messages import InboundMessage, Reply
+from bot.models import (
+    Channel,
+    ChannelAccount,
+    ChannelIdentity,
+    Conversation,
+    Customer,
+    Dealer,
+    Direction,
+    Message,
+    MessageStatus,
+    Outbox,
+    OutboxStatus,
+    WebhookRequest,
+    utcnow,
+)
+from bot.pipeline import PASSIVE_GRACE, Pipeline
+from integrations.wechat import texts
+from integrations.wechat.inbound import Action, Parsed, Unparsable, read_message
+from integrations.wechat.passive import mark_passive_sent
+from integrations.wechat.security import (
+    MAX_BODY,
+    Refused,
+    SafeMode,
+    check_signature,
+    check_timestamp,
+    child_text,
+    parse_xml,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["wechat"])
+
+# WeChat gives up after 5 s; answer well before, network included.
+DEFAULT_DEADLINE = 4.0
+# webhook_request rows older than this are deleted, at most once per PURGE_EVERY per process
+REPLAY_MEMORY = timedelta(days=1)
+PURGE_EVERY = 600.0
+SUCCESS = "success"
+
+# Turns run here, not in the event loop's thread pool: a turn that outlives its request keeps
+# its thread until it finishes, and must not starve the requests behind it.
+_turns = ThreadPoolExecutor(max_workers=32, thread_name_prefix="wechat-turn")
+_running: set[Future[list[Reply]]] = set()
+_last_purge = 0.0
+
+
+def wait_for_turns(timeout: float = 30.0) -> bool:
+    """Waits for turns still running after their request was answered; True when none is left."""
+    _, pending = wait_futures(_running.copy(), timeout=timeout)
+    return not pending
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    dealer_id: int
+    dealer_name: str
+    dealer_language: str
+    token: str
+    appid: str
+    aes_key: str
+    mode: str  # safe, compatible, plain
+    allow_plain: bool
+
+    def safe(self) -> SafeMode:
+        if not self.aes_key or not self.appid:
+            raise Refused(403, "this account has no EncodingAESKey or AppId for safe mode")
+        return SafeMode(self.token, self.aes_key, self.appid)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request that passed every check: what it says, and how to answer it."""
+
+    root: Any  # the message's <xml> element, or None when the decrypted text did not parse
+    raw: str  # the message XML (decrypted in safe mode)
+    encrypted: bool
+    timestamp: str
+    nonce: str
+    body_sha256: str
+    parse_error: str | None = None
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+@router.get("/wechat/{dealer}", response_class=PlainTextResponse, include_in_schema=False)
+def verify_url(
+    dealer: str,
+    db: DatabaseDep,
+    signature: str | None = None,
+    timestamp: str | None = None,
+    nonce: str | None = None,
+    echostr: str | None = None,
+) -> PlainTextResponse:
+    """WeChat's URL check: answers `echostr` when `signature` is right (also in safe mode)."""
+    try:
+        account = load_account(db, dealer)
+        check_signature(account.token, signature, timestamp or "", nonce or "")
+    except Refused as refused:
+        return _refusal(refused, dealer)
+    return PlainTextResponse(echostr or "")
+
+
+@router.post("/wechat/{dealer}", include_in_schema=False)
+async def receive(dealer: str, request: Request) -> Response:
+    """Receives one message or event; answers a passive reply or `success` within the deadline."""
+    db: Database = request.app.state.db
+    pipeline: Pipeline = request.app.state.pipeline
+    try:
+        account = await anyio.to_thread.run_sync(load_account, db, dealer)
+        body = await read_capped(request)
+        checked = check_request(account, dict(request.query_params), body)
+        retry = await anyio.to_thread.run_sync(remember_request, db, account, checked)
+    except Refused as refused:
+        return _refusal(refused, dealer)
+    except Exception:
+        log.exception("wechat request could not be checked", extra={"dealer": dealer})
+        return PlainTextResponse("temporarily unavailable", status_code=503)
+    try:
+        return await _answer(request, db, pipeline, account, checked, retry)
+    except Exception:
+        log.exception("wechat message failed", extra={"dealer_id": account.dealer_id})
+        try:
+            await anyio.to_thread.run_sync(_keep_somehow, db, pipeline, account, checked)
+        except Exception:
+            log.exception("could not store the failed wechat message", extra={"dealer_id": account.dealer_id})
+            return PlainTextResponse("temporarily unavailable", status_code=503)  # WeChat retries
+        return PlainTextResponse(SUCCESS)
+
+
+def _refusal(refused: Refused, dealer: str) -> PlainTextResponse:
+    log.warning("wechat request refused: %s", refused.reason, extra={"dealer": dealer, "status": refused.status})
+    return PlainTextResponse(refused.reason, status_code=refused.status)
+
+
+# -- checks -------------------------------------------------------------------------------------
+
+
+def load_account(db: Database, slug: str) -> Account:
+    """The dealer's enabled WeChat account; Refused(404) when there is none."""
+    with db.transaction() as session:
+        row = session.execute(
+            select(Dealer.id, Dealer.name, Dealer.language, ChannelAccount.config, ChannelAccount.secrets)
+            .join(ChannelAccount, ChannelAccount.dealer_id == Dealer.id)
+            .where(Dealer.slug == slug, ChannelAccount.channel == Channel.wechat, ChannelAccount.enabled.is_(True))
+        ).first()
+    if row is None:
+        raise Refused(404, "no WeChat account here")
+    config, secrets = row.config or {}, row.secrets or {}
+    mode = str(config.get("mode") or "safe")
+    if mode not in ("safe", "compatible", "plain") or not secrets.get("token"):
+        raise Refused(404, "this WeChat account is not configured")
+    return Account(
+        dealer_id=row.id,
+        dealer_name=row.name,
+        dealer_language=row.language,
+        token=str(secrets["token"]),
+        appid=str(config.get("appid") or ""),
+        aes_key=str(secrets.get("aes_key") or ""),
+        mode=mode,
+        allow_plain=config.get("allow_plain") is True,
+    )
+
+
+async def read_capped(request: Request) -> bytes:
+    """Reads the body, refusing (413) as soon as it is over MAX_BODY; never reads more."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise Refused(413, f"body is over {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise Refused(413, f"body is over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_request(account: Account, query: dict[str, str], body: bytes) -> Checked:
+    """Time, signature, envelope, decryption; Refused with 400/403 when any fails."""
+    timestamp, nonce = query.get("timestamp"), query.get("nonce")
+    check_timestamp(timestamp, nonce)
+    assert timestamp is not None and nonce is not None
+    digest = hashlib.sha256(body).hexdigest()
+    if account.mode == "plain":
+        return _plaintext(account, query, body, timestamp, nonce, digest)
+    envelope = parse_xml(body)
+    encrypt = child_text(envelope, "Encrypt")
+    if encrypt is None or not encrypt.strip():
+        if account.mode == "compatible":
+            return _plaintext(account, query, body, timestamp, nonce, digest)
+        raise Refused(400, "safe mode: the envelope has no <Encrypt>")
+    raw = account.safe().decrypt(encrypt.strip(), query.get("msg_signature"), timestamp, nonce)
+    try:
+        root, error = parse_xml(raw), None
+    except Refused as refused:  # signed by WeChat, yet not XML we can read: a dead letter
+        root, error = None, refused.reason
+    return Checked(root, raw, True, timestamp, nonce, digest, error)
+
+
+def _plaintext(account: Account, query: dict[str, str], body: bytes, timestamp: str, nonce: str, digest: str) -> Checked:
+    if not account.allow_plain:
+        raise Refused(403, "plaintext messages are not allowed for this account")
+    check_signature(account.token, query.get("signature"), timestamp, nonce)
+    # the signature covers the query only: anyone who saw one URL could post any body with it
+    log.warning("wechat plaintext message accepted (its body is not signed)", extra={"dealer_id": account.dealer_id})
+    root = parse_xml(body)
+    return Checked(root, body.decode("utf-8"), False, timestamp, nonce, digest)
+
+
+def remember_request(db: Database, account: Account, checked: Checked) -> bool:
+    """Records (timestamp, nonce, body hash); True when this exact request was seen before.
+
+    The same pair with another body is refused when the body is unsigned (plaintext); a signed
+    body with another Encrypt passed its msg_signature and is handled.
+    """
+    _purge_now_and_then(db)
+    try:
+        with db.transaction() as session:
+            session.execute(
+                insert(WebhookRequest).values(
+                    dealer_id=account.dealer_id,
+                    channel=Channel.wechat,
+                    timestamp=checked.timestamp,
+                    nonce=checked.nonce,
+                    body_sha256=checked.body_sha256,
+                    created_at=utcnow(),
+                )
+            )
+        return False
+    except IntegrityError:
+        with db.transaction() as session:
+            seen = session.scalar(
+                select(WebhookRequest.body_sha256).where(
+                    WebhookRequest.dealer_id == account.dealer_id,
+                    WebhookRequest.channel == Channel.wechat,
+                    WebhookRequest.timestamp == checked.timestamp,
+                    WebhookRequest.nonce == checked.nonce,
+                )
+            )
+    if seen == checked.body_sha256:
+        return True
+    if not checked.encrypted:
+        raise Refused(403, "this timestamp and nonce were used before with another body")
+    return False
+
+
+def _purge_now_and_then(db: Database) -> None:
+    global _last_purge
+    if time.monotonic() - _last_purge < PURGE_EVERY:
+        return
+    _last_purge = time.monotonic()
+    try:
+        with db.transaction() as session:
+            session.execute(delete(WebhookRequest).where(WebhookRequest.created_at < utcnow() - REPLAY_MEMORY))
+    except Exception:
+        log.exception("could not purge old webhook requests")
+
+
+# -- answering ----------------------------------------------------------------------------------
+
+
+async def _answer(
+    request: Request, db: Database, pipeline: Pipeline, account: Account, checked: Checked, retry: bool
+) -> Response:
+    parsed = read_message(checked.root, account.dealer_id) if checked.root is not None else None
+    if not isinstance(parsed, Parsed):
+        reason = parsed.reason if isinstance(parsed, Unparsable) else f"not XML: {checked.parse_error}"
+        await anyio.to_thread.run_sync(store_dead_letter, db, account, checked, parsed, reason, retry)
+        return PlainTextResponse(SUCCESS)
+
+    future = _turns.submit(handle, db, pipeline, account, parsed)
+    _running.add(future)
+    future.add_done_callback(_running.discard)
+    done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=_deadline(request))
+    if not done:
+        log.info("wechat turn is slow: answered success, the dispatcher sends the reply", extra={"dealer_id": account.dealer_id})
+        return PlainTextResponse(SUCCESS)
+    replies = future.result()  # an error here is handled by the caller: stored, then success
+    if not replies:
+        return PlainTextResponse(SUCCESS)
+    claimed = await anyio.to_thread.run_sync(mark_passive_sent, db, [r.message_id for r in replies])
+    if not claimed:
+        return PlainTextResponse(SUCCESS)  # the dispatcher has them: answering too would send twice
+    content = "\n\n".join(r.as_plain_text() for r in replies)
+    xml = passive_text_xml(to_user=parsed.message.address, from_user=child_text(checked.root, "ToUserName") or "", content=content)
+    if checked.encrypted:
+        xml = account.safe().encrypt(xml, checked.nonce, str(int(time.time())))
+    return Response(content=xml, media_type="application/xml")
+
+
+def _deadline(request: Request) -> float:
+    value = getattr(request.app.state, "wechat_deadline", None)
+    if value is None:
+        value = getattr(request.app.state.settings, "wechat_deadline", None)
+    return float(value) if value is not None else DEFAULT_DEADLINE
+
+
+def passive_text_xml(*, to_user: str, from_user: str, content: str) -> str:
+    """A passive text reply (被动回复文本消息)."""
+    return (
+        "<xml>"
+        f"<ToUserName>{_cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{_cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime>"
+        "<MsgType><![CDATA[text]]></MsgType>"
+        f"<Content>{_cdata(content)}</Content>"
+        "</xml>"
+    )
+
+
+def _cdata(value: str) -> str:
+    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+# -- handling (worker threads) -------------------------------------------------------------------
+
+
+def handle(db: Database, pipeline: Pipeline, account: Account, parsed: Parsed) -> list[Reply]:
+    """Stores the message and computes its replies (a bot turn, a fixed text, or none)."""
+    if parsed.action == Action.turn:
+        return pipeline.handle_inbound(parsed.message)
+    message_id, conversation_id, status = pipeline.store(parsed.message)
+    if status == MessageStatus.received:
+        _handle_without_turn(db, account, parsed, message_id, conversation_id)
+    return pipeline.replies_to(message_id)
+
+
+def _handle_without_turn(db: Database, account: Account, parsed: Parsed, message_id: int, conversation_id: int | None) -> None:
+    """Marks a message no bot turn reads as handled, with its fixed reply if it has one."""
+    inbound = parsed.message
+    now = utcnow()
+    with db.transaction() as session:
+        conversation = None
+        if conversation_id is not None:
+            # the pipeline's conversation lock: a turn in progress must not pick this message up
+            conversation = session.execute(
+                select(Conversation.id, Conversation.dealer_id, Conversation.customer_id, Conversation.status)
+                .where(Conversation.id == conversation_id)
+                .with_for_update(key_share=True)
+            ).one()
+        marked = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.received)
+            .values(status=MessageStatus.handled, handled_at=now)
+        ).rowcount
+        if marked != 1:
+            return  # a turn handled it meanwhile
+        if parsed.action == Action.unsubscribe or (inbound.payload.get("event") == "subscribe"):
+            session.execute(
+                update(ChannelIdentity)
+                .where(
+                    ChannelIdentity.dealer_id == inbound.dealer_id,
+                    ChannelIdentity.channel == Channel.wechat,
+                    ChannelIdentity.address == inbound.address,
+                )
+                .values(opted_out=parsed.action == Action.unsubscribe)
+            )
+        if conversation is None:
+            return
+        if conversation.status in conversation_status.HANDED_OFF:
+            # a person owns the conversation: no bot text, the console shows the message
+            conversation_status.record_event(
+                session=session, conversation=conversation, kind="message", actor="owner", data={"message_id": message_id}
+            )
+            return
+        if parsed.action != Action.fixed or parsed.text_key is None:
+            return
+        language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
+        body = texts.text(parsed.text_key, language or account.dealer_language, dealer=account.dealer_name)
+        _add_reply(session, conversation, inbound, message_id, body, now)
+
+
+def _add_reply(session: Any, conversation: Any, inbound: InboundMessage, reply_to: int, body: str, now: Any) -> None:
+    """Stores a fixed reply like a turn's: an outbound message and its pending outbox row."""
+    conn = session.connection()
+    reply_id = conn.execute(
+        insert(Message).returning(Message.id),
+        [
+            {
+                "dealer_id": conversation.dealer_id,
+                "conversation_id": conversation.id,
+                "channel": Channel.wechat,
+                "direction": Direction.outbound,
+                "status": MessageStatus.outgoing,
+                "address": inbound.address,
+                "kind": "text",
+                "text": body,
+                "payload": {},
+                "reply_to_id": reply_to,
+                "sender": "bot",
+                "created_at": now,
+            }
+        ],
+    ).scalar_one()
+    conn.execute(
+        insert(Outbox),
+        [
+            {
+                "dealer_id": conversation.dealer_id,
+                "customer_id": conversation.customer_id,
+                "conversation_id": conversation.id,
+                "message_id": reply_id,
+                "dedupe_key": f"reply:{reply_id}",
+                "kind": "reply",
+                "channel": Channel.wechat,
+                "address": inbound.address,
+                "body": body,
+                "data": {},
+                "status": OutboxStatus.pending,
+                "not_before": now + PASSIVE_GRACE[Channel.wechat],
+                "attempts": 0,
+                "created_at": now,
+            }
+        ],
+    )
+
+
+def store_dead_letter(
+    db: Database, account: Account, checked: Checked, parsed: Unparsable | None, reason: str, retry: bool
+) -> None:
+    """Keeps a signed message nobody could read, for staff; a retry of it is not kept twice."""
+    address = parsed.address if parsed else ""
+    msg_id = parsed.channel_message_id if parsed else None
+    if retry and msg_id is None:
+        return
+    log.warning("wechat message kept as a dead letter: %s", reason, extra={"dealer_id": account.dealer_id})
+    try:
+        with db.transaction() as session:
+            session.execute(
+                insert(Message).values(
+                    dealer_id=account.dealer_id,
+                    conversation_id=None,
+                    channel=Channel.wechat,
+                    channel_message_id=msg_id,
+                    direction=Direction.inbound,
+                    status=MessageStatus.dead,
+                    address=address,
+                    kind="unparsed",
+                    text="",
+                    payload={"xml": checked.raw, "reason": reason},
+                    sender="owner",
+                    error=reason[:500],
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        pass  # WeChat's retry of the same MsgId: kept already
+
+
+def _keep_somehow(db: Database, pipeline: Pipeline, account: Account, checked: Checked) -> None:
+    """After an unexpected error: makes sure the message is stored before answering success."""
+    parsed = read_message(checked.root, account.dealer_id) if checked.root is not None else None
+    if isinstance(parsed, Parsed):
+        pipeline.store(parsed.message)  # idempotent: finds the row when it was stored already
+        return
+    store_dead_letter(db, account, checked, parsed, "handling failed", retry=False)
