@@ -54,7 +54,7 @@ from bot.models import (
     utcnow,
 )
 from bot.pipeline import PASSIVE_GRACE, Pipeline
-from integrations.wechat import texts
+from integrations.wechat import binding, texts
 from integrations.wechat.inbound import Action, Parsed, Unparsable, read_message
 from integrations.wechat.passive import mark_passive_sent
 from integrations.wechat.security import (
@@ -310,7 +310,8 @@ async def _answer(
         await anyio.to_thread.run_sync(store_dead_letter, db, account, checked, parsed, reason, retry)
         return PlainTextResponse(SUCCESS)
 
-    future = _turns.submit(handle, db, pipeline, account, parsed)
+    secret = request.app.state.settings.secret_key.get_secret_value()
+    future = _turns.submit(handle, db, pipeline, account, parsed, secret)
     _running.add(future)
     future.add_done_callback(_running.discard)
     done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=_deadline(request))
@@ -357,17 +358,28 @@ def _cdata(value: str) -> str:
 # -- handling (worker threads) -------------------------------------------------------------------
 
 
-def handle(db: Database, pipeline: Pipeline, account: Account, parsed: Parsed) -> list[Reply]:
-    """Stores the message and computes its replies (a bot turn, a fixed text, or none)."""
+def handle(db: Database, pipeline: Pipeline, account: Account, parsed: Parsed, secret: str) -> list[Reply]:
+    """Stores the message and computes its replies (a bot turn, a fixed text, or none).
+
+    `secret` is the app's secret_key: it checks bind QR scenes and hashes SMS codes.
+    """
     if parsed.action == Action.turn:
+        # account binding ("绑定", then phone and SMS code) runs before the flows
+        replies = binding.handle_chat(
+            db, pipeline, parsed.message, secret_key=secret, dealer_name=account.dealer_name, dealer_language=account.dealer_language
+        )
+        if replies is not None:
+            return replies
         return pipeline.handle_inbound(parsed.message)
     message_id, conversation_id, status = pipeline.store(parsed.message)
     if status == MessageStatus.received:
-        _handle_without_turn(db, account, parsed, message_id, conversation_id)
+        _handle_without_turn(db, account, parsed, message_id, conversation_id, secret)
     return pipeline.replies_to(message_id)
 
 
-def _handle_without_turn(db: Database, account: Account, parsed: Parsed, message_id: int, conversation_id: int | None) -> None:
+def _handle_without_turn(
+    db: Database, account: Account, parsed: Parsed, message_id: int, conversation_id: int | None, secret: str
+) -> None:
     """Marks a message no bot turn reads as handled, with its fixed reply if it has one."""
     inbound = parsed.message
     now = utcnow()
@@ -397,6 +409,18 @@ def _handle_without_turn(db: Database, account: Account, parsed: Parsed, message
                 )
                 .values(opted_out=parsed.action == Action.unsubscribe)
             )
+        bind_text = None
+        scene = inbound.payload.get("scene")
+        if conversation is not None and inbound.payload.get("event") in ("SCAN", "subscribe") and binding.is_bind_scene(scene):
+            # a bind QR code (service desk, repair order): link the openid to its customer
+            language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
+            outcome = binding.bind_by_scene(
+                session, dealer_id=inbound.dealer_id, openid=inbound.address, scene=scene, secret_key=secret, now=now,
+                lang=language or account.dealer_language,
+            )
+            if outcome.bound is not None:
+                conversation = outcome.bound.conversation  # the real customer's, after a merge
+            bind_text = outcome.text
         if conversation is None:
             return
         if conversation.status in conversation_status.HANDED_OFF:
@@ -405,11 +429,12 @@ def _handle_without_turn(db: Database, account: Account, parsed: Parsed, message
                 session=session, conversation=conversation, kind="message", actor="owner", data={"message_id": message_id}
             )
             return
-        if parsed.action != Action.fixed or parsed.text_key is None:
-            return
-        language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
-        body = texts.text(parsed.text_key, language or account.dealer_language, dealer=account.dealer_name)
-        _add_reply(session, conversation, inbound, message_id, body, now)
+        if parsed.action == Action.fixed and parsed.text_key is not None:
+            language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
+            body = texts.text(parsed.text_key, language or account.dealer_language, dealer=account.dealer_name)
+            _add_reply(session, conversation, inbound, message_id, body, now)
+        if bind_text is not None:
+            _add_reply(session, conversation, inbound, message_id, bind_text, now)
 
 
 def _add_reply(session: Any, conversation: Any, inbound: InboundMessage, reply_to: int, body: str, now: Any) -> None:
