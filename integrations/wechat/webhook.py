@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import conversation_status
 from bot.db import Database
 from bot.deps import DatabaseDep
-from bot.messages import InboundMessage, Reply
+from bot.messages import Reply
 from bot.models import (
     Channel,
     ChannelAccount,
@@ -48,12 +48,10 @@ from bot.models import (
     Direction,
     Message,
     MessageStatus,
-    Outbox,
-    OutboxStatus,
     WebhookRequest,
     utcnow,
 )
-from bot.pipeline import PASSIVE_GRACE, Pipeline
+from bot.pipeline import Pipeline
 from integrations.wechat import binding, texts
 from integrations.wechat.inbound import Action, Parsed, Unparsable, read_message
 from integrations.wechat.passive import mark_passive_sent
@@ -432,54 +430,9 @@ def _handle_without_turn(
         if parsed.action == Action.fixed and parsed.text_key is not None:
             language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
             body = texts.text(parsed.text_key, language or account.dealer_language, dealer=account.dealer_name)
-            _add_reply(session, conversation, inbound, message_id, body, now)
+            binding.add_reply(session, conversation, inbound.address, message_id, body, now)
         if bind_text is not None:
-            _add_reply(session, conversation, inbound, message_id, bind_text, now)
-
-
-def _add_reply(session: Any, conversation: Any, inbound: InboundMessage, reply_to: int, body: str, now: Any) -> None:
-    """Stores a fixed reply like a turn's: an outbound message and its pending outbox row."""
-    conn = session.connection()
-    reply_id = conn.execute(
-        insert(Message).returning(Message.id),
-        [
-            {
-                "dealer_id": conversation.dealer_id,
-                "conversation_id": conversation.id,
-                "channel": Channel.wechat,
-                "direction": Direction.outbound,
-                "status": MessageStatus.outgoing,
-                "address": inbound.address,
-                "kind": "text",
-                "text": body,
-                "payload": {},
-                "reply_to_id": reply_to,
-                "sender": "bot",
-                "created_at": now,
-            }
-        ],
-    ).scalar_one()
-    conn.execute(
-        insert(Outbox),
-        [
-            {
-                "dealer_id": conversation.dealer_id,
-                "customer_id": conversation.customer_id,
-                "conversation_id": conversation.id,
-                "message_id": reply_id,
-                "dedupe_key": f"reply:{reply_id}",
-                "kind": "reply",
-                "channel": Channel.wechat,
-                "address": inbound.address,
-                "body": body,
-                "data": {},
-                "status": OutboxStatus.pending,
-                "not_before": now + PASSIVE_GRACE[Channel.wechat],
-                "attempts": 0,
-                "created_at": now,
-            }
-        ],
-    )
+            binding.add_reply(session, conversation, inbound.address, message_id, bind_text, now)
 
 
 def store_dead_letter(
