@@ -212,7 +212,7 @@ def dealer_wechat(
     import re
 
     from bot.db import Database
-    from bot.models import Channel, ChannelAccount, Dealer
+    from bot.models import Channel, ChannelAccount
 
     problems = []
     if mode not in ("safe", "compatible", "plain"):
@@ -229,10 +229,7 @@ def dealer_wechat(
     settings = _settings()
     db = Database(settings.database_url)
     with db.transaction() as session:
-        row = session.query(Dealer).filter_by(slug=dealer).one_or_none()
-        if row is None:
-            typer.echo(f"no dealer {dealer!r}", err=True)
-            raise typer.Exit(1)
+        row = _dealer_or_exit(session, dealer)
         account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=Channel.wechat).one_or_none()
         if account is None:
             account = ChannelAccount(dealer_id=row.id, channel=Channel.wechat)
@@ -269,21 +266,69 @@ def wechat_menu_push(dealer: str = typer.Option(..., help="Dealer slug.")) -> No
     """Publishes the custom menu from the dealer's configuration (extra.wechat_menu), or the default."""
     from bot.db import Database
     from bot.dealer_config import DealerConfig
-    from bot.models import Dealer
     from integrations.wechat.sender import push_menu
 
     settings = _settings()
     db = Database(settings.database_url)
     with db.sessions() as session:
-        row = session.query(Dealer).filter_by(slug=dealer).one_or_none()
-        if row is None:
-            typer.echo(f"no dealer {dealer!r}", err=True)
-            raise typer.Exit(1)
+        row = _dealer_or_exit(session, dealer)
         menu = DealerConfig.model_validate(row.config or {}).extra.get("wechat_menu") or DEFAULT_MENU
         dealer_id = row.id
     push_menu(db, dealer_id, menu)
     db.dispose()
     typer.echo(f"menu published for {dealer}: {', '.join(button['name'] for button in menu['button'])}")
+
+
+
+QRCODE_LIFETIME = 2592000  # 30 days: WeChat's longest for a temporary QR code, and a scene's life
+
+
+@wechat_app.command("qrcode")
+def wechat_qrcode(
+    dealer: str = typer.Option(..., help="Dealer slug."),
+    customer: int = typer.Option(..., help="The customer's id; the customer must be the dealer's."),
+    order: str = typer.Option(None, help="A repair order number to note with the binding (letters, digits, - or _)."),
+) -> None:
+    """Creates a 30-day QR code that binds the scanning WeChat user to the customer, and prints its URL."""
+    from datetime import timedelta
+    from urllib.parse import quote
+
+    from bot.db import Database
+    from bot.models import Customer, utcnow
+    from integrations.wechat.binding import scene_for
+    from integrations.wechat.client import wechat_client
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.sessions() as session:
+        row = _dealer_or_exit(session, dealer)
+        dealer_id = row.id
+        if session.query(Customer.id).filter_by(id=customer, dealer_id=dealer_id).one_or_none() is None:
+            typer.echo(f"no customer {customer} at dealer {dealer!r}", err=True)
+            raise typer.Exit(1)
+    now = utcnow()
+    try:
+        scene = scene_for(customer, settings.secret_key.get_secret_value(), order=order, now=now)
+    except ValueError as exc:
+        typer.echo(f"--order: {exc}" if order else str(exc), err=True)
+        raise typer.Exit(2) from None
+    result = wechat_client(db, dealer_id).qrcode.create(
+        {"expire_seconds": QRCODE_LIFETIME, "action_name": "QR_STR_SCENE", "action_info": {"scene": {"scene_str": scene}}}
+    )
+    db.dispose()
+    expires = now + timedelta(seconds=int(result.get("expire_seconds") or QRCODE_LIFETIME))
+    typer.echo(f"QR code for customer {customer} of {dealer}: https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket={quote(result['ticket'], safe='')}")
+    typer.echo(f"expires {expires:%Y-%m-%d %H:%M} UTC")
+
+def _dealer_or_exit(session, slug: str):  # type: ignore[no-untyped-def]
+    """The dealer with this slug, or a clear error and exit code 1."""
+    from bot.models import Dealer
+
+    row = session.query(Dealer).filter_by(slug=slug).one_or_none()
+    if row is None:
+        typer.echo(f"no dealer {slug!r}", err=True)
+        raise typer.Exit(1)
+    return row
 
 
 def main() -> None:

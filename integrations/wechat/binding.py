@@ -2,11 +2,13 @@
 
 Two ways in, both ending in `bind`:
 
-* A scene QR code (带参数二维码) printed at the service desk or on a repair order. Its scene string
-  is `b.<customer_id>.<order>.<mac>`, the MAC being HMAC-SHA256 under the app's `secret_key`
-  (truncated to 16 hex digits; WeChat allows 64 characters). Scanning it (a SCAN event, or a
-  subscribe whose EventKey is `qrscene_<scene>`) binds at once. A forged or altered scene, or
-  one naming another dealer's customer, binds nothing and gets a polite note.
+* A scene QR code (带参数二维码) printed at the service desk or on a repair order (made with
+  `dealercare wechat qrcode`). Its scene string is `b.<customer_id>.<order>.<day>.<mac>`: `day`
+  is the issue day (days since 2020-01-01 UTC, base 36), the MAC is HMAC-SHA256 over everything
+  before it under the app's `secret_key` (truncated to 16 hex digits; WeChat allows 64
+  characters). Scanning it (a SCAN event, or a subscribe whose EventKey is `qrscene_<scene>`)
+  binds at once. A forged or altered scene, one older than 30 days (the temporary QR code's own
+  life), or one naming another dealer's customer, binds nothing and gets a polite note.
 * Phone + SMS code in chat: "绑定" / "绑定手机" / "bind" asks for the phone number; a mainland
   mobile that matches one `Customer.phone` of the dealer gets a 6-digit code by SMS (an outbox
   row, kind `verification_code`); the right code binds. The flow's state lives on the
@@ -31,7 +33,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -75,8 +77,14 @@ log = logging.getLogger(__name__)
 PURPOSES = {"bind": "b"}
 MAX_SCENE = 64  # WeChat's limit for scene_str
 MAC_CHARS = 16
+MAX_AGE_DAYS = 30  # a temporary QR code lives 30 days at most (expire_seconds 2592000)
+DAY_ZERO = date(2020, 1, 1)
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _ORDER = re.compile(r"[A-Za-z0-9_-]{0,40}")
-_SCENE = re.compile(r"(?P<purpose>[a-z])\.(?P<customer>[1-9][0-9]{0,17})\.(?P<order>[A-Za-z0-9_-]{0,40})\.(?P<mac>[0-9a-f]{16})")
+_SCENE = re.compile(
+    r"(?P<purpose>[a-z])\.(?P<customer>[1-9][0-9]{0,17})\.(?P<order>[A-Za-z0-9_-]{0,40})"
+    r"\.(?P<day>0|[1-9a-z][0-9a-z]{0,3})\.(?P<mac>[0-9a-f]{16})"
+)
 
 
 def _key(secret_key: str | SecretStr) -> bytes:
@@ -90,8 +98,37 @@ def _mac(secret_key: str | SecretStr, body: str) -> str:
     return hmac.new(_key(secret_key), b"dealercare/wechat-scene/" + body.encode(), hashlib.sha256).hexdigest()[:MAC_CHARS]
 
 
-def scene_for(customer_id: int, secret_key: str | SecretStr, purpose: str = "bind", order: str | None = None) -> str:
-    """The scene string for a QR code that binds the scanning openid to `customer_id`."""
+def _day_number(now: datetime | None) -> int:
+    """Days since 2020-01-01 of `now` in UTC (a naive `now` is taken as UTC)."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC)
+    return (now.date() - DAY_ZERO).days
+
+
+def _base36(number: int) -> str:
+    if number < 0:
+        raise ValueError("a scene cannot be issued before 2020-01-01")
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = _B36[digit] + digits
+        if number == 0:
+            return digits
+
+
+def scene_for(
+    customer_id: int,
+    secret_key: str | SecretStr,
+    purpose: str = "bind",
+    order: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> str:
+    """The scene string for a QR code that binds the scanning openid to `customer_id`.
+
+    It carries its issue day (`now`, default the current time) and is refused 30 days later.
+    """
     prefix = PURPOSES.get(purpose)
     if prefix is None:
         raise ValueError(f"unknown scene purpose {purpose!r}")
@@ -100,15 +137,18 @@ def scene_for(customer_id: int, secret_key: str | SecretStr, purpose: str = "bin
     order = order or ""
     if not _ORDER.fullmatch(order):
         raise ValueError("order: at most 40 letters, digits, '-' or '_'")
-    body = f"{prefix}.{customer_id}.{order}"
+    body = f"{prefix}.{customer_id}.{order}.{_base36(_day_number(now))}"
     scene = f"{body}.{_mac(secret_key, body)}"
     if len(scene) > MAX_SCENE:
-        raise ValueError(f"the scene is over {MAX_SCENE} characters")
+        raise ValueError(f"the scene is over {MAX_SCENE} characters (shorten the order)")
     return scene
 
 
-def verify_scene(scene: str, secret_key: str | SecretStr) -> tuple[int, str | None] | None:
-    """(customer_id, order or None) of a bind scene made with this key; None for anything else."""
+def verify_scene(
+    scene: str, secret_key: str | SecretStr, now: datetime | None = None, max_age_days: int = MAX_AGE_DAYS
+) -> tuple[int, str | None] | None:
+    """(customer_id, order or None) of a bind scene made with this key at most `max_age_days`
+    days before `now` (default the current time); None for anything else."""
     if not isinstance(scene, str) or len(scene) > MAX_SCENE:
         return None
     match = _SCENE.fullmatch(scene)
@@ -116,6 +156,9 @@ def verify_scene(scene: str, secret_key: str | SecretStr) -> tuple[int, str | No
         return None
     body = scene[: match.start("mac") - 1]
     if not hmac.compare_digest(_mac(secret_key, body), match["mac"]):
+        return None
+    age = _day_number(now) - int(match["day"], 36)
+    if age > max_age_days or age < -1:  # a day ahead is tolerated: clocks differ a little
         return None
     return int(match["customer"]), match["order"] or None
 
@@ -289,7 +332,7 @@ def bind_by_scene(
     session: Session, *, dealer_id: int, openid: str, scene: str, secret_key: str | SecretStr, now: datetime, lang: str | None
 ) -> SceneOutcome:
     """Binds for a scanned bind scene; a forged one (or another dealer's customer) binds nothing."""
-    verified = verify_scene(scene, secret_key)
+    verified = verify_scene(scene, secret_key, now=now)
     customer = None
     if verified is not None:
         customer = session.scalar(select(Customer.id).where(Customer.id == verified[0], Customer.dealer_id == dealer_id))

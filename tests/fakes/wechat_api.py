@@ -11,7 +11,7 @@ What it implements (paths as on api.weixin.qq.com):
   while it is valid, as WeChat does; force_refresh issues a new one and kills the old one.
 - `GET /cgi-bin/token` (the rotating endpoint our code must not use; tests assert it is unused).
 - `POST /cgi-bin/message/custom/send`, `/message/template/send`, `/message/subscribe/bizsend`,
-  `/menu/create`, all with `?access_token=`: a token it never issued -> 40001, an expired
+  `/menu/create`, `/qrcode/create` (-> {ticket, expire_seconds, url}), all with `?access_token=`: a token it never issued -> 40001, an expired
   one -> 42001.
 
 Faults for the next API calls (token endpoints excluded unless `path` names one):
@@ -232,12 +232,26 @@ class FakeWeChatAPI:
             return {"errcode": 40016, "errmsg": "invalid button size"}
         return {"errcode": 0, "errmsg": "ok"}
 
+    def _qrcode_create(self, body: dict[str, Any]) -> dict[str, Any]:
+        action = body.get("action_name")
+        if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE"):
+            return {"errcode": 40053, "errmsg": "invalid action name"}
+        scene = ((body.get("action_info") or {}).get("scene") or {})
+        if action.endswith("STR_SCENE") and not 1 <= len(str(scene.get("scene_str") or "")) <= 64:
+            return {"errcode": 40003, "errmsg": "invalid scene_str"}
+        code = secrets.token_urlsafe(12)
+        answer: dict[str, Any] = {"ticket": f"gQH+{code}/Aw==", "url": f"http://weixin.qq.com/q/{code}"}
+        if not action.startswith("QR_LIMIT"):
+            answer["expire_seconds"] = min(int(body.get("expire_seconds") or 60), 2592000)
+        return answer
+
 
 _ENDPOINTS = {
     "/cgi-bin/message/custom/send": FakeWeChatAPI._custom_send,
     "/cgi-bin/message/template/send": FakeWeChatAPI._template_send,
     "/cgi-bin/message/subscribe/bizsend": FakeWeChatAPI._subscribe_send,
     "/cgi-bin/menu/create": FakeWeChatAPI._menu_create,
+    "/cgi-bin/qrcode/create": FakeWeChatAPI._qrcode_create,
 }
 
 

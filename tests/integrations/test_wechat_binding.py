@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -111,25 +111,44 @@ CONFIRMED = TEXTS["bind_confirmed"]["zh"].format(name="王先生")
 
 def test_scene_round_trip_and_tampering() -> None:
     scene = binding.scene_for(42, SECRET, order="RO-2024_0001")
-    assert scene.startswith("b.42.RO-2024_0001.") and len(scene) <= 64
+    assert re.fullmatch(r"b\.42\.RO-2024_0001\.[0-9a-z]{1,4}\.[0-9a-f]{16}", scene) and len(scene) <= 64
     assert binding.verify_scene(scene, SECRET) == (42, "RO-2024_0001")
     plain = binding.scene_for(42, SECRET)
     assert plain.startswith("b.42..") and binding.verify_scene(plain, SECRET) == (42, None)
 
-    mac = scene.rsplit(".", 1)[1]
-    assert binding.verify_scene(f"b.43.RO-2024_0001.{mac}", SECRET) is None  # another customer
-    assert binding.verify_scene(f"b.42.RO-2024_0002.{mac}", SECRET) is None  # another order
+    day, mac = scene.rsplit(".", 2)[1:]
+    assert binding.verify_scene(f"b.43.RO-2024_0001.{day}.{mac}", SECRET) is None  # another customer
+    assert binding.verify_scene(f"b.42.RO-2024_0002.{day}.{mac}", SECRET) is None  # another order
     assert binding.verify_scene(scene[:-1] + ("0" if scene[-1] != "0" else "1"), SECRET) is None
     assert binding.verify_scene(scene, "another-secret-0123456789") is None
     assert binding.verify_scene("b.42..", SECRET) is None
+    assert binding.verify_scene(f"b.42.RO-2024_0001.{mac}", SECRET) is None  # the old, dayless form
     assert binding.verify_scene("showroom42", SECRET) is None
     assert binding.verify_scene(scene + "x" * 64, SECRET) is None
-    long_order = binding.scene_for(10**17, SECRET, order="A" * 26)
-    assert len(long_order) <= 64
+    long_order = binding.scene_for(10**17, SECRET, order="A" * 22)
+    assert len(long_order) <= 64 and binding.verify_scene(long_order, SECRET) == (10**17, "A" * 22)
+    with pytest.raises(ValueError):
+        binding.scene_for(10**17, SECRET, order="A" * 23)  # over WeChat's 64 characters
     with pytest.raises(ValueError):
         binding.scene_for(1, SECRET, order="has.dot")
     with pytest.raises(ValueError):
         binding.scene_for(0, SECRET)
+
+
+def test_a_scene_expires_after_30_days() -> None:
+    issued = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    scene = binding.scene_for(42, SECRET, order="RO1", now=issued)
+
+    assert binding.verify_scene(scene, SECRET, now=issued) == (42, "RO1")
+    assert binding.verify_scene(scene, SECRET, now=issued + timedelta(days=30)) == (42, "RO1")
+    assert binding.verify_scene(scene, SECRET, now=issued + timedelta(days=31)) is None
+    assert binding.verify_scene(scene, SECRET, now=issued + timedelta(days=8), max_age_days=7) is None
+    assert binding.verify_scene(scene, SECRET, now=issued - timedelta(days=5)) is None  # issued in the future
+    # the day is under the MAC: moving it forward (to make an old scene young) breaks the MAC
+    body, day, mac = scene.rsplit(".", 2)
+    younger = f"{body}.{_base36(int(day, 36) + 10)}.{mac}"
+    assert binding.verify_scene(younger, SECRET, now=issued + timedelta(days=10)) is None
+    assert binding.scene_for(42, SECRET, order="RO1", now=datetime(2025, 3, 1, 23, 59, tzinfo=UTC)) == scene
 
 
 def test_subscribe_with_a_bind_scene_binds_a_new_openid(setup, db) -> None:  # type: ignore[no-untyped-def]
@@ -206,6 +225,41 @@ def test_forged_scenes_bind_nothing(setup, db) -> None:  # type: ignore[no-untyp
     reply = server.reply_text(response)
     assert reply.startswith("您好，欢迎关注") and reply.endswith(TEXTS["bind_scene_invalid"]["zh"])
     assert _identity(db).customer_id != customer_id  # type: ignore[union-attr]
+
+
+def _base36(number: int) -> str:
+    digits = ""
+    while True:
+        number, digit = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if number == 0:
+            return digits
+
+
+def test_an_expired_scene_does_not_bind(setup, db) -> None:  # type: ignore[no-untyped-def]
+    server, _, customer_id = setup
+    expired = binding.scene_for(customer_id, SECRET, order="RO123", now=datetime.now(UTC) - timedelta(days=31))
+
+    response = server.post(event_xml("SCAN", EventKey=expired, Ticket="T", create_time=1700000500))
+
+    assert server.reply_text(response) == TEXTS["bind_scene_invalid"]["zh"]
+    assert _identity(db).customer_id != customer_id  # type: ignore[union-attr]
+    assert _customer(db, customer_id).preferred_channel is None  # type: ignore[union-attr]
+
+
+def test_a_scene_altered_in_its_day_does_not_bind(setup, db) -> None:  # type: ignore[no-untyped-def]
+    server, _, customer_id = setup
+    old = binding.scene_for(customer_id, SECRET, now=datetime.now(UTC) - timedelta(days=40))
+    body, day, mac = old.rsplit(".", 2)
+    renewed = f"{body}.{_base36(int(day, 36) + 39)}.{mac}"  # yesterday's day, the old MAC
+
+    response = server.post(event_xml("SCAN", EventKey=renewed, Ticket="T", create_time=1700000600))
+
+    assert server.reply_text(response) == TEXTS["bind_scene_invalid"]["zh"]
+    assert _identity(db).customer_id != customer_id  # type: ignore[union-attr]
+    assert _customer(db, customer_id).preferred_channel is None  # type: ignore[union-attr]
+    with db.transaction() as session:
+        assert session.scalars(select(ConversationEvent).where(ConversationEvent.kind == "wechat_bound")).all() == []
 
 
 def test_an_ordinary_scan_stays_silent(setup, db) -> None:  # type: ignore[no-untyped-def]

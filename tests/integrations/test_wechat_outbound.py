@@ -95,13 +95,18 @@ def sends(api: FakeWeChatAPI) -> list:  # type: ignore[type-arg]
 # -- the access_token ----------------------------------------------------------------------
 
 
-def test_token_comes_from_stable_token_once_and_is_shared_by_processes(db: Database, api: FakeWeChatAPI, dealer_id: int) -> None:
-    other_process = Database(db.url)  # its own engine and pool, as another worker would have
+def tokens_of_two_processes(db: Database, dealer_id: int, make_store=None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The token as this process and another one (its own engine and pool) get it."""
+    make_store = make_store or store
+    other_process = Database(db.url)
     try:
-        first = store(db, dealer_id).get()
-        second = store(other_process, dealer_id).get()
+        return make_store(db, dealer_id).get(), make_store(other_process, dealer_id).get()
     finally:
         other_process.dispose()
+
+
+def test_token_comes_from_stable_token_once_and_is_shared_by_processes(db: Database, api: FakeWeChatAPI, dealer_id: int) -> None:
+    first, second = tokens_of_two_processes(db, dealer_id)
 
     assert first == second == api.current_token
     [request] = api.calls("/cgi-bin/stable_token")
@@ -120,9 +125,8 @@ def test_memory_cache_spares_the_database_and_the_api(db: Database, api: FakeWeC
     assert tokens.get() == token and api.token_requests == 1
 
 
-def test_concurrent_first_fetches_make_one_token_request(db: Database, api: FakeWeChatAPI, dealer_id: int) -> None:
-    api.delay_next(0.3, path="/cgi-bin/stable_token")  # widen the race
-    stores = [store(db, dealer_id) for _ in range(4)]
+def fetch_at_once(stores: list[TokenStore]) -> list[str]:
+    """Every store asks for the token at the same moment, as several processes would."""
     barrier = threading.Barrier(len(stores))
     tokens: list[str] = []
 
@@ -135,6 +139,12 @@ def test_concurrent_first_fetches_make_one_token_request(db: Database, api: Fake
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    return tokens
+
+
+def test_concurrent_first_fetches_make_one_token_request(db: Database, api: FakeWeChatAPI, dealer_id: int) -> None:
+    api.delay_next(0.3, path="/cgi-bin/stable_token")  # widen the race
+    tokens = fetch_at_once([store(db, dealer_id) for _ in range(4)])
 
     assert len(tokens) == 4 and len(set(tokens)) == 1
     assert api.token_requests == 1
