@@ -11,9 +11,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, we could not make out your voice message. Please type it, or try again.",
     },
     "welcome": {
-        "zh": "您好，欢迎关注{dealer}！您可以直接发消息给我们：预约保养、道路救援、查询车辆，或回复“人工”联系客服。",
+        "zh": "您好，欢迎关注{dealer}！您可以直接发消息给我们：预约保养、道路救援、查询车辆，或回复“人工”联系客服。"
+        "回复“绑定”并验证手机号，即可把微信与您的车主档案关联，保养提醒会通过微信发给您。",
         "en": "Welcome to {dealer}! Message us any time to book a service, get roadside help, check your car, "
-        "or reply \"agent\" to talk to our staff.",
+        "or reply \"agent\" to talk to our staff. Reply \"bind\" and confirm your phone number to link this "
+        "WeChat to your owner record, so reminders come here.",
     },
     "image_received": {
         "zh": "已收到您的图片，我们的客服会尽快查看。",

@@ -238,12 +238,13 @@ def test_images_and_links_are_stored_and_acknowledged(client, db, counts, xml, k
     assert counts.nlu == 0
 
 
-def test_subscribe_is_welcomed_and_keeps_the_qr_scene(client, db, counts) -> None:  # type: ignore[no-untyped-def]
+def test_subscribe_is_welcomed_invited_to_bind_and_keeps_the_qr_scene(client, db, counts) -> None:  # type: ignore[no-untyped-def]
     server = _server(client, db)
 
     response = server.post(event_xml("subscribe", EventKey="qrscene_showroom42", Ticket="TICKET", create_time=1700000000))
 
-    assert server.reply_text(response).startswith("您好，欢迎关注测试丰田4S店")
+    welcome = server.reply_text(response)
+    assert welcome.startswith("您好，欢迎关注测试丰田4S店") and "回复“绑定”" in welcome
     [inbound] = _inbound(db)
     assert inbound.kind == "event"
     assert inbound.channel_message_id == f"{OPENID}:1700000000:subscribe"
