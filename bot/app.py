@@ -15,6 +15,7 @@ from bot.logs import RequestIdMiddleware, configure_logging
 from bot.pipeline import Pipeline
 from bot.security_headers import SecurityHeadersMiddleware
 from bot.settings import Settings, get_settings
+from integrations.twilio import webhook as sms_webhook
 from integrations.wechat import webhook as wechat_webhook
 from nlu import NLU
 
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
 
             worker = start_in_thread(db)
         yield
-        wechat_webhook.wait_for_turns(timeout=10)  # turns that outlived WeChat's 5 s answer
+        # turns that outlived their webhook's answer (WeChat's 5 s, our SMS deadline)
+        wechat_webhook.wait_for_turns(timeout=10)
+        sms_webhook.wait_for_turns(timeout=10)
         if worker is not None:
             thread, stop = worker
             stop.set()
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.include_router(ops.router)
     app.include_router(simulator.router)
     app.include_router(wechat_webhook.router)
+    app.include_router(sms_webhook.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

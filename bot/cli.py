@@ -246,6 +246,63 @@ def dealer_wechat(
     typer.echo(f"URL for WeChat's console (服务器地址): {settings.public_url.rstrip('/')}/wechat/{dealer}")
 
 
+@dealer_app.command("twilio")
+def dealer_twilio(
+    dealer: str = typer.Option(..., help="Dealer slug."),
+    account_sid: str = typer.Option(..., help="The Twilio Account SID (AC...)."),
+    auth_token: str = typer.Option(..., help="The auth token (stored, never printed): it signs Twilio's webhooks."),
+    from_number: str = typer.Option(None, "--from", help="The number SMS are sent from, E.164 (+86...)."),
+    messaging_service: str = typer.Option(None, help="Or a Messaging Service SID (MG...) that picks the number."),
+    public_url: str = typer.Option(None, help="The URL Twilio calls this dealer at, if not DEALERCARE_PUBLIC_URL."),
+    api_base: str = typer.Option(None, help="Twilio's API address (default Twilio's; tests and the demo point it at a fake)."),
+) -> None:
+    """Stores a dealer's Twilio account and prints the webhook and status-callback URLs for Twilio's console."""
+    import re
+
+    from bot.db import Database
+    from bot.models import Channel, ChannelAccount
+    from integrations.twilio.numbers import e164
+
+    problems = []
+    if not re.fullmatch(r"AC[0-9a-f]{32}", account_sid):
+        problems.append("--account-sid looks wrong: Twilio Account SIDs are AC + 32 hexadecimal characters")
+    if not re.fullmatch(r"[0-9a-f]{32}", auth_token):
+        problems.append("--auth-token looks wrong: Twilio auth tokens are 32 hexadecimal characters")
+    if (from_number is None) == (messaging_service is None):
+        problems.append("give exactly one of --from and --messaging-service")
+    if from_number is not None and (from_number := e164(from_number) or "") == "":
+        problems.append("--from is not a phone number")
+    if messaging_service is not None and not re.fullmatch(r"MG[0-9a-f]{32}", messaging_service):
+        problems.append("--messaging-service looks wrong: Messaging Service SIDs are MG + 32 hexadecimal characters")
+    for name, url in (("--public-url", public_url), ("--api-base", api_base)):
+        if url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+            problems.append(f"{name} must be an http(s) URL")
+    if problems:
+        typer.echo("\n".join(problems), err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        row = _dealer_or_exit(session, dealer)
+        account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=Channel.sms).one_or_none()
+        if account is None:
+            account = ChannelAccount(dealer_id=row.id, channel=Channel.sms)
+            session.add(account)
+        config = {"account_sid": account_sid, "from": from_number, "messaging_service_sid": messaging_service,
+                  "public_url": public_url.rstrip("/") if public_url else None, "api_base": api_base}
+        account.config = {key: value for key, value in config.items() if value}
+        account.secrets = {"auth_token": auth_token}
+        account.enabled = True
+    db.dispose()
+    base = (public_url or settings.public_url).rstrip("/")
+    if not base.startswith("https://"):
+        typer.echo("warning: Twilio needs a public https URL; set --public-url or DEALERCARE_PUBLIC_URL", err=True)
+    sender = f"from {from_number}" if from_number else f"through {messaging_service}"
+    typer.echo(f"Twilio account {account_sid} stored for {dealer}, sending {sender}; the auth token is not shown again.")
+    typer.echo(f"A MESSAGE COMES IN (webhook, HTTP POST): {base}/sms/twilio/{dealer}")
+    typer.echo(f"Status callback URL:                    {base}/sms/twilio/{dealer}/status")
+
+
 DEFAULT_MENU = {
     "button": [
         {"type": "click", "name": "预约保养", "key": "BOOK_SERVICE"},

@@ -41,7 +41,12 @@ class DealerConfig(BaseModel):
     rescue_radius_km: float = 50.0
     sla_minutes: dict[str, int] = Field(default_factory=lambda: {"urgent": 30, "complaint": 240, "handoff": 60})
     quiet_hours: tuple[time, time] = (time(21, 0), time(8, 0))
+    # SMS: the 【签名】 prefix carriers require (default 【dealer name】), the opt-out line care and
+    # marketing texts end with (default 回T退订 / Reply STOP to opt out, by the dealer's language),
+    # and the most parts one SMS may take, so a runaway template cannot send a 10-part text
     sms_signature: str = ""
+    sms_opt_out_line: str = ""
+    sms_max_segments: int = Field(default=3, ge=1, le=10)
     faq: list[FaqEntry] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 

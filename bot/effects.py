@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from bot import conversation_status
+from bot import conversation_status, optout
 from bot.models import (
     Appointment,
     Channel,
     Conversation,
     ConversationStatus,
+    Message,
     Outbox,
     OutboxStatus,
     Ticket,
@@ -36,6 +37,7 @@ from flows.turn import (
     Handoff,
     OpenTicket,
     RescheduleAppointment,
+    SetOptOut,
     Turn,
     UpdateTicket,
 )
@@ -76,6 +78,8 @@ def apply(session: Session, scope: Scope, effects: tuple[Effect, ...]) -> Turn |
                 _update_ticket(session, scope, effect)
             case AlertStaff():
                 _alert(session, scope, effect)
+            case SetOptOut():
+                _set_opt_out(session, scope, effect)
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
     return None
@@ -242,3 +246,12 @@ def _alert(session: Session, scope: Scope, effect: AlertStaff) -> None:
         )
     )
     session.flush()
+
+
+def _set_opt_out(session: Session, scope: Scope, effect: SetOptOut) -> None:
+    """Opts the address this message came from in or out, on its own channel only."""
+    row = session.execute(select(Message.channel, Message.address).where(Message.id == scope.message_id)).one()
+    optout.set_opted_out(
+        session, dealer_id=scope.dealer_id, channel=Channel(row.channel), address=row.address, opted_out=effect.opted_out,
+        now=scope.now,
+    )

@@ -48,3 +48,8 @@ class OutboundMessage:
     text: str
     kind: str = "reply"
     data: dict[str, Any] = field(default_factory=dict)
+
+
+def localized(entry: dict[str, str], lang: str | None, **values: str) -> str:
+    """One text of a {language: text} table in the owner's language (Chinese when unknown), filled in."""
+    return entry.get(lang or "zh", entry["zh"]).format(**values)

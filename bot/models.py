@@ -22,8 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 # Deterministic constraint names, so Alembic autogenerate and downgrades behave on both databases.
 NAMING = {
@@ -355,7 +355,7 @@ class Outbox(Base):
     """A message to send. It exists before it is sent; dedupe_key makes a second row impossible."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"), Index("ix_outbox_provider_id", "provider_id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"), index=True)

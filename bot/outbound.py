@@ -6,10 +6,10 @@ to deliver: its rows are sent as they are written, and the simulator page reads 
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bot.messages import Reply
@@ -23,6 +23,17 @@ from bot.models import (
     Outbox,
     OutboxStatus,
 )
+
+
+class ConversationLike(Protocol):
+    """A conversation row or a lighter reference to one: all a reply needs to be filed."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def dealer_id(self) -> int: ...
+    @property
+    def customer_id(self) -> int: ...
 
 
 def owner_address(session: Session, conversation: Conversation) -> tuple[Channel, str] | None:
@@ -87,3 +98,64 @@ def queue(
     )
     session.flush()
     return message
+
+
+def add_reply(
+    session: Session,
+    conversation: ConversationLike,
+    channel: Channel,
+    address: str,
+    reply_to: int,
+    body: str,
+    now: datetime,
+    *,
+    kind: str = "reply",
+) -> int:
+    """Stores a fixed reply to an inbound message like a turn's: an outbound message and its
+    outbox row, pending for the channel's passive grace (the webhook may answer it itself)."""
+    from bot.pipeline import PASSIVE_GRACE
+
+    grace = PASSIVE_GRACE.get(channel)
+    conn = session.connection()
+    reply_id = conn.execute(
+        insert(Message).returning(Message.id),
+        [
+            {
+                "dealer_id": conversation.dealer_id,
+                "conversation_id": conversation.id,
+                "channel": channel,
+                "direction": Direction.outbound,
+                "status": MessageStatus.outgoing,
+                "address": address,
+                "kind": "text",
+                "text": body,
+                "payload": {},
+                "reply_to_id": reply_to,
+                "sender": "bot",
+                "created_at": now,
+            }
+        ],
+    ).scalar_one()
+    conn.execute(
+        insert(Outbox),
+        [
+            {
+                "dealer_id": conversation.dealer_id,
+                "customer_id": conversation.customer_id,
+                "conversation_id": conversation.id,
+                "message_id": reply_id,
+                "dedupe_key": f"reply:{reply_id}",
+                "kind": kind,
+                "channel": channel,
+                "address": address,
+                "body": body,
+                "data": {},
+                "status": OutboxStatus.pending if grace else OutboxStatus.sent,
+                "not_before": now + (grace or timedelta(0)),
+                "sent_at": None if grace else now,
+                "attempts": 0,
+                "created_at": now,
+            }
+        ],
+    )
+    return reply_id

@@ -4,7 +4,12 @@ A row is committed before it is sent. Claiming marks it `sending` in its own sho
 (FOR UPDATE SKIP LOCKED on PostgreSQL, so any number of dispatchers can run); the send happens
 outside any transaction; the result is committed after. A dispatcher that dies mid-send leaves
 the row `sending`: after `stale_after` it is claimed again and its sender is asked to look the
-message up first (`Sender.recover`) instead of blindly sending it twice.
+message up first (`Sender.recover`) instead of blindly sending it twice. So is a row whose last
+attempt ended without knowing whether the provider took it (`SendError(ambiguous=True)`, kept
+as provider_status "ambiguous").
+
+A provider's status callback may arrive before the send's own result is written: the result
+never moves a row back (a row already delivered stays delivered).
 """
 from __future__ import annotations
 
@@ -24,14 +29,29 @@ from bot.models import Channel, Outbox, OutboxStatus, utcnow
 log = logging.getLogger(__name__)
 
 
-class SendError(Exception):
-    """A send that failed. `retry` says whether trying again later can help."""
+AMBIGUOUS = "ambiguous"  # provider_status of a row whose last attempt may or may not have sent
 
-    def __init__(self, reason: str, *, retry: bool = True, retry_after: float | None = None) -> None:
+
+class SendError(Exception):
+    """A send that failed. `retry` says whether trying again later can help; `cancel` that the
+    row must not be sent at all (an opted-out owner, a stale code); `ambiguous` that the provider
+    may have taken it, so the next attempt looks it up first."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retry: bool = True,
+        retry_after: float | None = None,
+        cancel: bool = False,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retry = retry
+        self.retry = retry and not cancel
         self.retry_after = retry_after
+        self.cancel = cancel
+        self.ambiguous = ambiguous
 
 
 class Sender(Protocol):
@@ -100,7 +120,7 @@ class Dispatcher:
             ).all()
             claimed = []
             for row in rows:
-                interrupted = row.status == OutboxStatus.sending
+                interrupted = row.status == OutboxStatus.sending or row.provider_status == AMBIGUOUS
                 row.status = OutboxStatus.sending
                 row.attempts += 1
                 row.not_before = now  # claim time: a stale claim is detected from here
@@ -116,21 +136,30 @@ class Dispatcher:
         except SendError as exc:
             self._failed(message, exc)
             return
-        except Exception as exc:  # noqa: BLE001  (an unknown failure is retried, never lost)
+        except Exception as exc:
             log.exception("send failed", extra={"outbox_id": message.outbox_id, "channel": message.channel.value})
             self._failed(message, SendError(f"{type(exc).__name__}: {exc}"))
             return
         with self.db.transaction() as session:
-            row = session.get_one(Outbox, message.outbox_id)
-            row.status = OutboxStatus.sent
-            row.provider_id = provider_id
-            row.sent_at = self.clock()
+            row = session.get_one(Outbox, message.outbox_id, with_for_update=True)
+            if row.status in (OutboxStatus.sending, OutboxStatus.pending):
+                row.status = OutboxStatus.sent  # else a status callback moved it on already
+            if row.provider_status == AMBIGUOUS:
+                row.provider_status = None
+            row.provider_id = row.provider_id or provider_id
+            row.sent_at = row.sent_at or self.clock()
             row.last_error = None
 
     def _failed(self, message: OutboundMessage, error: SendError) -> None:
         with self.db.transaction() as session:
-            row = session.get_one(Outbox, message.outbox_id)
+            row = session.get_one(Outbox, message.outbox_id, with_for_update=True)
+            if row.status != OutboxStatus.sending:
+                return  # a status callback says it was sent after all
             row.last_error = error.reason
+            row.provider_status = AMBIGUOUS if error.ambiguous else row.provider_status
+            if error.cancel:
+                row.status = OutboxStatus.cancelled
+                return
             if not error.retry or row.attempts >= self.policy.max_attempts:
                 row.status = OutboxStatus.failed
                 return

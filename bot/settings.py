@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+(/.*)?$")
     # WeChat waits 5 s for the webhook's answer: reply passively within this, else "success"
     wechat_deadline: float = Field(default=4.0, gt=0, le=4.5)
+    # Twilio waits about 15 s for an SMS webhook: answer TwiML within this, else empty TwiML
+    sms_deadline: float = Field(default=8.0, gt=0, le=14)
 
     @field_validator("database_url")
     @classmethod

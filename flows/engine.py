@@ -15,7 +15,16 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from bot.messages import Reply
-from flows import booking, complaint, fallback, faq, roadside, smalltalk, templates
+from flows import (
+    booking,
+    complaint,
+    fallback,
+    faq,
+    roadside,
+    smalltalk,
+    subscription,
+    templates,
+)
 from flows.escalation import respond as interim
 from flows.handoff import hand_off
 from flows.turn import Context, State, Turn
@@ -37,7 +46,9 @@ BY_INTENT: dict[str, FlowFn] = {
     "booking_status": booking.status,
     "complaint": complaint.respond,
     "roadside_help": roadside.respond,
-    **{intent: interim for intent in ("opt_out", "opt_in", "survey_feedback")},
+    "opt_out": subscription.respond,
+    "opt_in": subscription.respond,
+    "survey_feedback": interim,
     "request_human": lambda state, parse, ctx: hand_off(ctx, reason="request"),
 }
 # the flows that keep a conversation between messages, by the name they store in State.flow

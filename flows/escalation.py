@@ -28,7 +28,5 @@ INTERIM = {
     "reschedule": ("booking", "interim.booking_change"),
     "cancel_booking": ("booking", "interim.booking_change"),
     "booking_status": ("booking", "interim.booking_change"),
-    "opt_out": ("opt_out", "interim.opt_out"),
-    "opt_in": ("opt_in", "interim.opt_in"),
     "survey_feedback": ("survey", "interim.survey"),
 }

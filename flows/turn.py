@@ -167,8 +167,23 @@ class AlertStaff:
     reference: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SetOptOut:
+    """Effect: turn the owner's reminders and care messages off (or back on) on the channel this
+    message came by; the other channel keeps its own choice (bot/optout.py)."""
+
+    opted_out: bool
+
+
 Effect = (
-    Handoff | CreateAppointment | RescheduleAppointment | CancelAppointment | OpenTicket | UpdateTicket | AlertStaff
+    Handoff
+    | CreateAppointment
+    | RescheduleAppointment
+    | CancelAppointment
+    | OpenTicket
+    | UpdateTicket
+    | AlertStaff
+    | SetOptOut
 )
 
 

@@ -19,10 +19,12 @@ log = logging.getLogger(__name__)
 
 def channel_senders(db: Database) -> Mapping[Channel, Sender]:
     """Returns a sender for every channel that can send on its own (channels register here)."""
+    from integrations.twilio.sender import TwilioSender
     from integrations.wechat.sender import WeChatSender
 
-    # one per worker: it keeps each dealer's client and access token while the account is unchanged
-    return {Channel.wechat: WeChatSender(db)}
+    # one of each per worker: they keep each dealer's client (and WeChat's access token) while
+    # the account is unchanged
+    return {Channel.wechat: WeChatSender(db), Channel.sms: TwilioSender(db)}
 
 
 def run(db: Database, stop: threading.Event, *, interval: float = 1.0) -> None:

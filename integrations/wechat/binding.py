@@ -55,7 +55,6 @@ from bot.models import (
     ConversationStatus,
     Customer,
     Dealer,
-    Direction,
     Message,
     MessageStatus,
     Outbox,
@@ -65,7 +64,8 @@ from bot.models import (
     Ticket,
     Vehicle,
 )
-from bot.pipeline import PASSIVE_GRACE, Pipeline
+from bot.outbound import add_reply
+from bot.pipeline import Pipeline
 from integrations.wechat import texts
 from nlu.entities.phones import extract_phones
 from nlu.entities.plates import fold_width
@@ -605,7 +605,7 @@ class _Step:
             now=self.now,
             via="sms",
         )
-        add_reply(self.session, bound.conversation, self.message.address, self.message_id, confirmation(bound), self.now)
+        add_reply(self.session, bound.conversation, Channel.wechat, self.message.address, self.message_id, confirmation(bound), self.now)
         return True
 
     # -- helpers
@@ -622,7 +622,7 @@ class _Step:
         self._save(state, flow)
         self._mark_handled()
         body = texts.text(key, self.lang, **values)
-        add_reply(self.session, self.conversation, self.message.address, self.message_id, body, self.now)
+        add_reply(self.session, self.conversation, Channel.wechat, self.message.address, self.message_id, body, self.now)
         return True
 
     def _save(self, state: dict[str, Any], flow: dict[str, Any] | None) -> None:
@@ -650,48 +650,4 @@ def _expired(value: Any, valid: timedelta, now: datetime) -> bool:
         return True
     return now >= moment + valid
 
-
-def add_reply(session: Session, conversation: ConversationRef, address: str, reply_to: int, body: str, now: datetime) -> None:
-    """Stores a reply like a turn's: an outbound message and its pending outbox row."""
-    conn = session.connection()
-    reply_id = conn.execute(
-        insert(Message).returning(Message.id),
-        [
-            {
-                "dealer_id": conversation.dealer_id,
-                "conversation_id": conversation.id,
-                "channel": Channel.wechat,
-                "direction": Direction.outbound,
-                "status": MessageStatus.outgoing,
-                "address": address,
-                "kind": "text",
-                "text": body,
-                "payload": {},
-                "reply_to_id": reply_to,
-                "sender": "bot",
-                "created_at": now,
-            }
-        ],
-    ).scalar_one()
-    conn.execute(
-        insert(Outbox),
-        [
-            {
-                "dealer_id": conversation.dealer_id,
-                "customer_id": conversation.customer_id,
-                "conversation_id": conversation.id,
-                "message_id": reply_id,
-                "dedupe_key": f"reply:{reply_id}",
-                "kind": "reply",
-                "channel": Channel.wechat,
-                "address": address,
-                "body": body,
-                "data": {},
-                "status": OutboxStatus.pending,
-                "not_before": now + PASSIVE_GRACE[Channel.wechat],
-                "attempts": 0,
-                "created_at": now,
-            }
-        ],
-    )
 

@@ -18,22 +18,14 @@ from dataclasses import dataclass
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 
-MAX_BODY = 64 * 1024
+from bot.webhooks import MAX_BODY, Refused  # noqa: F401  (re-exported: the WeChat checks raise it)
+
 # WeChat's own retries come within 15 s; anything older than this is a replay.
 MAX_SKEW = 300
 # Control characters WeChat does not escape; expat refuses them (tab, newline, return are fine).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]{1,20}")
-
-
-class Refused(Exception):
-    """The request is refused before anything is stored: answer `status` with `reason`."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 def sign(*parts: str) -> str:

@@ -5,6 +5,8 @@ the speech recognition could not read, a follow, a picture) that never reach the
 """
 from __future__ import annotations
 
+from bot.messages import localized
+
 TEXTS: dict[str, dict[str, str]] = {
     "voice_unrecognised": {
         "zh": "抱歉，没有听清您的语音。请直接输入文字，或者再说一遍。",
@@ -89,5 +91,4 @@ TEXTS: dict[str, dict[str, str]] = {
 
 def text(key: str, lang: str | None, **values: str) -> str:
     """Returns the text in the owner's language (Chinese when unknown), filled in."""
-    entry = TEXTS[key]
-    return entry.get(lang or "zh", entry["zh"]).format(**values)
+    return localized(TEXTS[key], lang, **values)

@@ -18,12 +18,9 @@ dead letter and answered `success`, and so is one whose handling failed unexpect
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,6 +32,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot import conversation_status
+from bot.background import BackgroundTurns
 from bot.db import Database
 from bot.deps import DatabaseDep
 from bot.messages import Reply
@@ -51,12 +49,13 @@ from bot.models import (
     WebhookRequest,
     utcnow,
 )
+from bot.outbound import add_reply
+from bot.passive import mark_passive_sent
 from bot.pipeline import Pipeline
+from bot.webhooks import read_capped
 from integrations.wechat import binding, texts
 from integrations.wechat.inbound import Action, Parsed, Unparsable, read_message
-from integrations.wechat.passive import mark_passive_sent
 from integrations.wechat.security import (
-    MAX_BODY,
     Refused,
     SafeMode,
     check_signature,
@@ -75,17 +74,9 @@ REPLAY_MEMORY = timedelta(days=1)
 PURGE_EVERY = 600.0
 SUCCESS = "success"
 
-# Turns run here, not in the event loop's thread pool: a turn that outlives its request keeps
-# its thread until it finishes, and must not starve the requests behind it.
-_turns = ThreadPoolExecutor(max_workers=32, thread_name_prefix="wechat-turn")
-_running: set[Future[list[Reply]]] = set()
+_turns = BackgroundTurns("wechat-turn")
 _last_purge = 0.0
-
-
-def wait_for_turns(timeout: float = 30.0) -> bool:
-    """Waits for turns still running after their request was answered; True when none is left."""
-    _, pending = wait_futures(_running.copy(), timeout=timeout)
-    return not pending
+wait_for_turns = _turns.wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,21 +191,6 @@ def load_account(db: Database, slug: str) -> Account:
     )
 
 
-async def read_capped(request: Request) -> bytes:
-    """Reads the body, refusing (413) as soon as it is over MAX_BODY; never reads more."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Refused(413, f"body is over {MAX_BODY} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise Refused(413, f"body is over {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def check_request(account: Account, query: dict[str, str], body: bytes) -> Checked:
     """Time, signature, envelope, decryption; Refused with 400/403 when any fails."""
     timestamp, nonce = query.get("timestamp"), query.get("nonce")
@@ -309,17 +285,15 @@ async def _answer(
         return PlainTextResponse(SUCCESS)
 
     secret = request.app.state.settings.secret_key.get_secret_value()
-    future = _turns.submit(handle, db, pipeline, account, parsed, secret)
-    _running.add(future)
-    future.add_done_callback(_running.discard)
-    done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=_deadline(request))
-    if not done:
+    future = await _turns.within(_deadline(request), handle, db, pipeline, account, parsed, secret)
+    if future is None:
         log.info("wechat turn is slow: answered success, the dispatcher sends the reply", extra={"dealer_id": account.dealer_id})
         return PlainTextResponse(SUCCESS)
     replies = future.result()  # an error here is handled by the caller: stored, then success
     if not replies:
         return PlainTextResponse(SUCCESS)
-    claimed = await anyio.to_thread.run_sync(mark_passive_sent, db, [r.message_id for r in replies])
+    ids = [r.message_id for r in replies if r.message_id is not None]
+    claimed = await anyio.to_thread.run_sync(lambda: mark_passive_sent(db, ids, channel=Channel.wechat, again=True))
     if not claimed:
         return PlainTextResponse(SUCCESS)  # the dispatcher has them: answering too would send twice
     content = "\n\n".join(r.as_plain_text() for r in replies)
@@ -430,9 +404,9 @@ def _handle_without_turn(
         if parsed.action == Action.fixed and parsed.text_key is not None:
             language = session.scalar(select(Customer.language).where(Customer.id == conversation.customer_id))
             body = texts.text(parsed.text_key, language or account.dealer_language, dealer=account.dealer_name)
-            binding.add_reply(session, conversation, inbound.address, message_id, body, now)
+            add_reply(session, conversation, Channel.wechat, inbound.address, message_id, body, now)
         if bind_text is not None:
-            binding.add_reply(session, conversation, inbound.address, message_id, bind_text, now)
+            add_reply(session, conversation, Channel.wechat, inbound.address, message_id, bind_text, now)
 
 
 def store_dead_letter(

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, time
 
 from bot.dealer_config import DayHours, DealerConfig, FaqEntry
 from flows import engine
-from flows.turn import Context, Handoff, State
+from flows.turn import Context, Handoff, SetOptOut, State
 from nlu import IntentScore, Parse
 
 WEEKDAYS_9_TO_6 = {d: DayHours(open=time(9), close=time(18)) for d in range(5)}
@@ -106,10 +106,18 @@ def test_every_intent_the_model_knows_has_a_route_or_the_fallback() -> None:
         assert turn.replies, intent
 
 
-def test_until_their_flows_exist_opt_out_and_survey_answers_reach_a_person() -> None:
-    for intent, reason in (("opt_out", "opt_out"), ("opt_in", "opt_in"), ("survey_feedback", "survey")):
-        turn = engine.respond(State(), parse(intent), ctx())
-        assert turn.effects == (Handoff(reason, False),), intent
+def test_until_its_flow_exists_a_survey_answer_reaches_a_person() -> None:
+    turn = engine.respond(State(), parse("survey_feedback"), ctx())
+    assert turn.effects == (Handoff("survey", False),)
+
+
+def test_opting_out_in_the_owners_own_words_turns_this_channels_messages_off_and_says_how_to_undo_it() -> None:
+    turn = engine.respond(State(), parse("opt_out", text="以后别给我发这些了"), ctx())
+    assert turn.effects == (SetOptOut(opted_out=True),)
+    assert "回复“订阅”" in turn.replies[0].text
+
+    turn = engine.respond(State(), parse("opt_in", text="还是给我发提醒吧"), ctx())
+    assert turn.effects == (SetOptOut(opted_out=False),)
 
 
 def test_a_roadside_emergency_in_the_middle_of_a_booking_takes_over_and_the_booking_waits() -> None:

@@ -1,9 +1,12 @@
-"""Reply rows answered in the webhook's HTTP response (a passive reply) are marked sent here.
+"""Reply rows answered in the webhook's HTTP response (a passive reply, TwiML) are marked sent here.
 
-A WeChat reply row waits `PASSIVE_GRACE[Channel.wechat]` in the outbox as `pending`. When the
-webhook answers it passively, it claims the row first: only rows still pending (or already
-answered passively, for WeChat's retry of a request whose answer got lost) may be answered in
-the response; a row the dispatcher has taken goes through the customer-service API instead.
+A WeChat or SMS reply row waits `PASSIVE_GRACE[channel]` in the outbox as `pending`. When the
+webhook answers it in its response, it claims the row first: only rows still pending may be
+answered there; a row the dispatcher has taken goes through the channel's API instead.
+
+WeChat retries a request whose answer got lost, and the retry must get the same answer: there,
+rows already answered passively may be answered again (`again=True`). Twilio does not retry an
+SMS webhook, so a MessageSid posted again is a replay: its replies are not sent twice.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from bot.models import Channel, Outbox, OutboxStatus, utcnow
 PASSIVE = "passive"
 
 
-def mark_passive_sent(db: Database, message_ids: Sequence[int], *, now: datetime | None = None) -> bool:
+def mark_passive_sent(
+    db: Database, message_ids: Sequence[int], *, channel: Channel, again: bool = False, now: datetime | None = None
+) -> bool:
     """Marks the reply messages' outbox rows sent passively; True when every row is now so.
 
     False means some row is being (or was) sent by the dispatcher: answer `success` instead,
@@ -29,15 +34,17 @@ def mark_passive_sent(db: Database, message_ids: Sequence[int], *, now: datetime
         return False
     now = now or utcnow()
     with db.transaction() as session:
-        session.execute(
+        marked = session.execute(
             update(Outbox)
             .where(
                 Outbox.message_id.in_(ids),
-                Outbox.channel == Channel.wechat,
+                Outbox.channel == channel,
                 Outbox.status == OutboxStatus.pending,
             )
             .values(status=OutboxStatus.sent, sent_at=now, provider_status=PASSIVE)
-        )
+        ).rowcount
+        if not again:
+            return marked == len(ids)
         rows = session.execute(
             select(Outbox.message_id, Outbox.status, Outbox.provider_status).where(Outbox.message_id.in_(ids))
         ).all()

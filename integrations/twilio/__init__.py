@@ -1,0 +1,1 @@
+"""The SMS channel through Twilio: webhook, sender, status callbacks, opt-out keywords."""
