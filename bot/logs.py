@@ -7,7 +7,7 @@ import re
 import sys
 import uuid
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -134,7 +134,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = extra_fields(record)
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -185,6 +185,8 @@ def configure_logging(settings: Settings) -> None:
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+    # twilio logs every request and response header at INFO: noise, and phone numbers in URLs
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     for existing in root.handlers:
         if not any(isinstance(f, MaskingFilter) for f in existing.filters):
             existing.addFilter(MaskingFilter())

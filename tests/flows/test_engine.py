@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
+import pytest
+
 from bot.dealer_config import DayHours, DealerConfig, FaqEntry
 from flows import engine
 from flows.turn import Context, Handoff, SetOptOut, State
@@ -118,6 +120,19 @@ def test_opting_out_in_the_owners_own_words_turns_this_channels_messages_off_and
 
     turn = engine.respond(State(), parse("opt_in", text="还是给我发提醒吧"), ctx())
     assert turn.effects == (SetOptOut(opted_out=False),)
+
+
+@pytest.mark.parametrize(
+    ("intent", "confidence", "text"),
+    [("opt_in", 0.9, "我不想再收到你们的提醒"), ("opt_in", 0.6, "提醒的事"), ("opt_out", 0.6, "提醒的事")],
+)
+def test_an_unsure_or_self_contradicting_subscription_wish_changes_nothing_and_asks_for_the_exact_word(
+    intent: str, confidence: float, text: str
+) -> None:
+    turn = engine.respond(State(), parse(intent, confidence, text=text), ctx())
+
+    assert turn.effects == ()
+    assert "回复“退订”" in turn.replies[0].text and "回复“订阅”" in turn.replies[0].text
 
 
 def test_a_roadside_emergency_in_the_middle_of_a_booking_takes_over_and_the_booking_waits() -> None:
