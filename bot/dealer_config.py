@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
@@ -27,6 +27,20 @@ class FaqEntry(BaseModel):
     answer_en: str
 
 
+class ReminderRule(BaseModel):
+    """One reminder rule as a dealer set it (scheduler/rules.py has every rule and its defaults)."""
+
+    enabled: bool = True
+    # days before the due day the reminder goes; None keeps the rule's default
+    lead_days: int | None = Field(default=None, ge=0, le=365)
+    # a rule that reminds several times (insurance: 30, 7 and 1 days before); None: the default
+    offsets_days: list[int] | None = None
+    send_hour: int = Field(default=10, ge=8, le=20)  # local time, always inside the daytime
+    # the dealer's own wording, {name} {plate} {date} {dealer} {service}...; empty: ours
+    template_zh: str = ""
+    template_en: str = ""
+
+
 class DealerConfig(BaseModel):
     # weekday 0 = Monday; a missing weekday is closed
     hours: dict[int, DayHours] = Field(default_factory=dict)
@@ -48,6 +62,20 @@ class DealerConfig(BaseModel):
     sms_opt_out_line: str = ""
     sms_max_segments: int = Field(default=3, ge=1, le=10)
     faq: list[FaqEntry] = Field(default_factory=list)
+    # keeping in touch (scheduler/): rules by code, intervals, the weekly cap, surveys, tiers
+    reminders: dict[str, ReminderRule] = Field(default_factory=dict)
+    maintenance_interval_days: int = Field(default=180, ge=30)
+    maintenance_interval_km: int = Field(default=5000, ge=1000)
+    first_service_days: int = Field(default=90, ge=7)
+    first_service_km: int = Field(default=3000, ge=500)
+    care_cap_per_week: int = Field(default=2, ge=0)  # appointment reminders are not counted
+    survey_kind: Literal["csat", "nps"] = "csat"
+    survey_delay_hours: int = Field(default=24, ge=1, le=24 * 14)
+    # contact every so many days by tier (domain.md: A 1-3, B 3-6, C 6-12 months)
+    tier_cadence_days: dict[str, int] = Field(default_factory=lambda: {"A": 60, "B": 120, "C": 240})
+    # holiday wishes: spring_festival, lantern, dragon_boat, mid_autumn (lunar), new_year,
+    # labour_day, national_day (solar); dealers add their own as {"name": "MM-DD"} in extra
+    holidays_greeted: list[str] = Field(default_factory=lambda: ["spring_festival", "mid_autumn", "national_day"])
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def faq_answer(self, topic: str, lang: str) -> str | None:

@@ -156,10 +156,15 @@ class ChannelAccount(Base):
 
 class Customer(Base):
     __tablename__ = "customer"
-    __table_args__ = (Index("ix_customer_dealer_phone", "dealer_id", "phone"),)
+    __table_args__ = (
+        Index("ix_customer_dealer_phone", "dealer_id", "phone"),
+        # the owner's id in the dealer's DMS: `dealercare import` upserts by it
+        UniqueConstraint("dealer_id", "external_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100), default="")
     phone: Mapped[str | None] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8), default="zh")
@@ -198,6 +203,7 @@ class ServiceRecord(Base):
     """One closed repair order (修理单): the car's service history and the survey's trigger."""
 
     __tablename__ = "service_record"
+    __table_args__ = (UniqueConstraint("dealer_id", "order_no"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
@@ -355,7 +361,12 @@ class Outbox(Base):
     """A message to send. It exists before it is sent; dedupe_key makes a second row impossible."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "not_before"), Index("ix_outbox_provider_id", "provider_id"))
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_provider_id", "provider_id"),
+        # the weekly care cap counts an owner's recent care messages
+        Index("ix_outbox_customer_sent", "customer_id", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"), index=True)
@@ -380,6 +391,8 @@ class Outbox(Base):
 
 class Survey(Base):
     __tablename__ = "survey"
+    # one survey per repair order: planning twice never asks twice
+    __table_args__ = (UniqueConstraint("dealer_id", "service_record_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
