@@ -51,7 +51,15 @@ from bot.models import (
     utcnow,
 )
 from flows import engine, templates
-from flows.turn import AppointmentInfo, Booked, Context, Location, State, Turn, VehicleInfo
+from flows.turn import (
+    AppointmentInfo,
+    Booked,
+    Context,
+    Location,
+    State,
+    Turn,
+    VehicleInfo,
+)
 from nlu import NLU, Parse
 from nlu.understand import understand
 
@@ -535,7 +543,10 @@ class Pipeline:
         lang = owner.language or dealer.language
         parse = understand(self.nlu, message.text, now=now.astimezone(dealer.zone), lang=lang)
         state = State.from_json(conversation.state)
+        outreach = live_outreach(conversation.state, now)
         context = self._context(session, dealer, conversation, message, lang, now, calendar=engine.needs_calendar(state, parse))
+        if outreach is not None:
+            context = replace(context, outreach=outreach)
         turn = self.respond(state, parse, context)
         if turn.effects:
             # Effects are rare and varied: they get the ORM, in this transaction. A booking whose
@@ -545,19 +556,28 @@ class Pipeline:
             if instead is not None:
                 turn = instead
                 effects.apply(session, scope, turn.effects)
+        state_json = turn.state.to_json()
+        if outreach is not None and turn.keeps_outreach:
+            state_json[OUTREACH] = outreach  # kept until answered or stale
         if self.db.is_postgres:
-            replies = self._record_turn(conn, conversation, message, now, parse, turn)
+            replies = self._record_turn(conn, conversation, message, now, parse, turn, state_json)
         else:
             self._mark_handled(conn, message, now, parse)
-            self._touch(conn, conversation, message, turn.state.to_json())
+            self._touch(conn, conversation, message, state_json)
             replies = self._add_replies(session, conversation, message, turn.replies, now)
         metrics.record_inbound(message.channel, parse.name)
         return replies
 
     def _record_turn(
-        self, conn: Connection, conversation: ConversationRow, message: NextMessage, now: datetime, parse: Parse, turn: Turn
+        self,
+        conn: Connection,
+        conversation: ConversationRow,
+        message: NextMessage,
+        now: datetime,
+        parse: Parse,
+        turn: Turn,
+        state: dict[str, Any],
     ) -> list[Reply]:
-        state = turn.state.to_json()
         grace = PASSIVE_GRACE.get(message.channel)
         params: dict[str, Any] = {
             "now": now,
@@ -727,6 +747,24 @@ class Pipeline:
         else:
             rows = conn.execute(query).all()
         return [Reply(text=row.text, buttons=tuple((row.payload or {}).get("buttons", ())), message_id=row.id) for row in rows]
+
+
+OUTREACH = "outreach"  # the state key bot/outreach.py writes when a reminder or survey goes out
+OUTREACH_DAYS = 7  # an answer to a reminder comes within days, or it is a new conversation
+
+
+def live_outreach(state: dict[str, Any] | None, now: datetime) -> dict[str, Any] | None:
+    """The outreach in the conversation state, if it is recent enough to be answered."""
+    outreach = (state or {}).get(OUTREACH)
+    if not isinstance(outreach, dict):
+        return None
+    try:
+        sent_at = datetime.fromisoformat(str(outreach.get("sent_at")))
+    except ValueError:
+        return None
+    if sent_at.tzinfo is None or now - sent_at > timedelta(days=OUTREACH_DAYS):
+        return None
+    return outreach
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,10 @@ class Context:
     # a location the owner shared with this message, and the dealer's own position
     location: Location | None = None
     dealer_location: tuple[float, float] | None = None
+    # the reminder or survey the dealer sent this owner last, which the message may answer:
+    # {"kind": "reminder:maintenance" | "survey" | ..., "sent_at", "vehicle_id", "service", "survey_id",
+    # "scale", ...} (bot/outreach.py); None when there is none or it is older than OUTREACH_DAYS
+    outreach: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +196,6 @@ class Turn:
     replies: tuple[Reply, ...]
     state: State
     effects: tuple[Effect, ...] = ()
+    # False when this turn answered the outreach (a survey score, a booking from a reminder):
+    # the pipeline then forgets it, so the next message is not read as an answer again
+    keeps_outreach: bool = True
