@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# the demo's SMS go to a fake Twilio API the app starts on this port (README, bot/demo.py)
+run: export DEALERCARE_FAKE_TWILIO_PORT ?= 8001
 run: $(STAMP)
 	$(BIN)/dealercare db upgrade
 	$(BIN)/dealercare demo load

@@ -57,7 +57,7 @@ PATH = "/sms/twilio/demo"
 PG_ADMIN = os.environ.get("DEALERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def run(url: str, messages: int, threads: int, workers: int) -> dict[str, float]:
+def run(url: str, messages: int, threads: int, workers: int) -> dict[str, Any]:
     """Seeds the demo dealer and its Twilio account, serves it, posts the webhooks, counts what was stored."""
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"
@@ -65,14 +65,16 @@ def run(url: str, messages: int, threads: int, workers: int) -> dict[str, float]
     db = Database(url)
     with db.transaction() as session:
         dealer = load_demo(session)
-        session.add(
-            ChannelAccount(
-                dealer_id=dealer.id,
-                channel=Channel.sms,
-                config={"account_sid": ACCOUNT_SID, "from": DEALER_NUMBER, "public_url": public_url},
-                secrets={"auth_token": AUTH_TOKEN},
-            )
-        )
+        # the demo may come with a Twilio account (for its fake API): this one is called on our port
+        account = session.scalars(
+            select(ChannelAccount).where(ChannelAccount.dealer_id == dealer.id, ChannelAccount.channel == Channel.sms)
+        ).first()
+        if account is None:
+            account = ChannelAccount(dealer_id=dealer.id, channel=Channel.sms)
+            session.add(account)
+        account.config = {"account_sid": ACCOUNT_SID, "from": DEALER_NUMBER, "public_url": public_url}
+        account.secrets = {"auth_token": AUTH_TOKEN}
+        account.enabled = True
         phones = session.scalars(select(Customer.phone).where(Customer.dealer_id == dealer.id).order_by(Customer.id)).all()
     db.dispose()
     requests = [_signed(public_url, phones[i % len(phones)], TEXTS[i % len(TEXTS)]) for i in range(WARM_UP + messages)]
@@ -198,6 +200,7 @@ def start_server(url: str, port: int, workers: int, log: IO[bytes]) -> subproces
         DEALERCARE_PUBLIC_URL=f"http://127.0.0.1:{port}",
         DEALERCARE_LOG_LEVEL="WARNING",
     )
+    env.pop("DEALERCARE_FAKE_TWILIO_PORT", None)  # nothing is sent, so no fake Twilio API either
     command = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     # its own session, so that a server that will not stop can be killed with its workers
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -35,6 +35,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        fake_twilio = None
+        if settings.fake_twilio_port:
+            from integrations.twilio.fake_api import start_for_demo
+
+            # before the worker, so the demo's first SMS already finds its fake Twilio listening
+            fake_twilio = start_for_demo(settings.fake_twilio_port)
+        app.state.fake_twilio = fake_twilio  # None when off or when another process has the port
         worker = None
         if settings.embedded_worker:
             from scheduler.worker import start_in_thread
@@ -48,6 +55,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
             thread, stop = worker
             stop.set()
             thread.join(timeout=10)
+        if fake_twilio is not None:
+            fake_twilio.stop()  # after the worker, whose last sends may still be talking to it
         if owns_db:
             db.dispose()
         if owns_nlu and callable(close := getattr(nlu, "close", None)):
@@ -72,3 +81,4 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
         return RedirectResponse("/simulator")
 
     return app
+

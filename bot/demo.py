@@ -16,6 +16,9 @@ mainland mobiles in E.164, one or two cars each with plates from several provinc
 fifth of them green new-energy plates), VINs with a valid check digit, and one to four closed
 repair orders. Every owner can be reached on the ``sms`` and ``simulator`` channels (address
 ``sim:<customer id>``); about 70% also follow the store's WeChat account.
+
+The store has a WeChat account and a Twilio account (``DEMO_WECHAT``, ``DEMO_TWILIO``); the
+Twilio one sends to the fake Twilio API that `make run` starts on 127.0.0.1:8001.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import itertools
 import random
 import string
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -43,6 +46,8 @@ from bot.models import (
     Vehicle,
 )
 from bot.passwords import hash_password
+from integrations.twilio.fake_api import ACCOUNT_SID as FAKE_ACCOUNT_SID
+from integrations.twilio.fake_api import AUTH_TOKEN as FAKE_AUTH_TOKEN
 
 DEMO_SLUG = "demo"
 SEED = 20240817
@@ -72,6 +77,19 @@ DEMO_WECHAT_SECRETS = {
     "token": "dealercaredemo",
     "aes_key": "DealerCareDemoEncodingAESKey0123456789abcde",
 }
+
+# The demo's Twilio account: it sends through the real twilio client to the fake Twilio API that
+# `make run` starts inside the app on this port (DEALERCARE_FAKE_TWILIO_PORT; see
+# integrations/twilio/fake_api.py), so nothing leaves the machine; `curl
+# http://127.0.0.1:8001/_demo/messages` shows what was sent. The SID and token are the fake's:
+# demo values, not secrets. To send for real, replace the account with `dealercare dealer twilio`.
+DEMO_FAKE_TWILIO_PORT = 8001
+DEMO_TWILIO = {
+    "account_sid": FAKE_ACCOUNT_SID,
+    "from": "+8675586001234",  # the store's sender number; the fake delivers nothing, so it reaches no one
+    "api_base": f"http://127.0.0.1:{DEMO_FAKE_TWILIO_PORT}",
+}
+DEMO_TWILIO_SECRETS = {"auth_token": FAKE_AUTH_TOKEN}
 
 # code, name_zh, name_en, minutes, price_from (yuan; None: quoted after diagnosis)
 SERVICES = (
@@ -224,9 +242,10 @@ def load_demo(session: Session, *, today: date | None = None) -> Dealer:
         for username, password, role, display_name, on_duty in STAFF
     }
     session.add_all(staff.values())
-    session.add(
-        ChannelAccount(dealer_id=dealer.id, channel=Channel.wechat, config=dict(DEMO_WECHAT), secrets=dict(DEMO_WECHAT_SECRETS))
-    )
+    session.add_all([
+        ChannelAccount(dealer_id=dealer.id, channel=Channel.wechat, config=dict(DEMO_WECHAT), secrets=dict(DEMO_WECHAT_SECRETS)),
+        ChannelAccount(dealer_id=dealer.id, channel=Channel.sms, config=dict(DEMO_TWILIO), secrets=dict(DEMO_TWILIO_SECRETS)),
+    ])
     session.flush()
 
     _Owners(session=session, dealer=dealer, advisor_id=staff["agent"].id, rng=rng, today=today).add_all()
@@ -572,7 +591,7 @@ def _demo_hash(password: str) -> str:
 
 
 def _at(day: date, at: time) -> datetime:
-    return datetime.combine(day, at, ZoneInfo(TIMEZONE)).astimezone(timezone.utc)
+    return datetime.combine(day, at, ZoneInfo(TIMEZONE)).astimezone(UTC)
 
 
 def _add_years(day: date, years: int) -> date:

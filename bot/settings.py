@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     wechat_deadline: float = Field(default=4.0, gt=0, le=4.5)
     # Twilio waits about 15 s for an SMS webhook: answer TwiML within this, else empty TwiML
     sms_deadline: float = Field(default=8.0, gt=0, le=14)
+    # the demo's stand-in for Twilio: a fake Twilio API the app starts on 127.0.0.1 at this port
+    # (integrations/twilio/fake_api.py); `make run` sets 8001, which the demo dealer's account names
+    fake_twilio_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("database_url")
     @classmethod
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
     def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
 
+    @field_validator("fake_twilio_port", mode="before")
+    @classmethod
+    def _empty_port_is_none(cls, value: object) -> object:
+        # `DEALERCARE_FAKE_TWILIO_PORT= make run` turns the fake off (make's ?= keeps an empty value)
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("secret_key")
     @classmethod
     def _real_secret(cls, value: SecretStr) -> SecretStr:
@@ -79,9 +88,14 @@ class Settings(BaseSettings):
         return value
 
     def check_production(self) -> None:
-        """Refuses the development secret outside development."""
-        if self.env == "production" and self.secret_key.get_secret_value().startswith("dev-only"):
+        """Refuses the development secret and the demo's fake Twilio in production."""
+        if self.env != "production":
+            return
+        if self.secret_key.get_secret_value().startswith("dev-only"):
             raise SettingsError("DEALERCARE_SECRET_KEY: set a real secret in production")
+        # the fake takes every text and delivers none: an account pointed at it would lose them
+        if self.fake_twilio_port is not None:
+            raise SettingsError("DEALERCARE_FAKE_TWILIO_PORT: the fake Twilio API is for the demo and tests; unset it in production")
 
 
 class SettingsError(RuntimeError):

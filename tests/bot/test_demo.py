@@ -11,10 +11,17 @@ from sqlalchemy import func, select
 
 from bot.db import Database
 from bot.dealer_config import DealerConfig
-from bot.demo import demo_loaded, load_demo, vin_check_digit
+from bot.demo import (
+    DEMO_FAKE_TWILIO_PORT,
+    DEMO_WECHAT,
+    demo_loaded,
+    load_demo,
+    vin_check_digit,
+)
 from bot.models import (
     Base,
     Channel,
+    ChannelAccount,
     ChannelIdentity,
     Customer,
     Dealer,
@@ -24,6 +31,9 @@ from bot.models import (
     Vehicle,
 )
 from bot.passwords import verify_password
+from integrations.twilio.client import load_account
+from integrations.twilio.fake_api import ACCOUNT_SID as FAKE_ACCOUNT_SID
+from integrations.twilio.fake_api import AUTH_TOKEN as FAKE_AUTH_TOKEN
 
 TODAY = date(2026, 3, 15)
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
@@ -189,6 +199,20 @@ def test_demo_dealer_config_is_complete(seeded: Database) -> None:
     assert all(config.faq_answer(t, "zh") and config.faq_answer(t, "en") for t in topics)
     assert config.holidays
     assert config.staff_available(datetime.fromisoformat("2026-03-16T19:30:00+08:00"), dealer.timezone)
+
+
+def test_the_demo_store_has_a_wechat_account_and_a_twilio_account_on_the_local_fake(seeded: Database) -> None:
+    accounts = {a.channel: a for a in _all(seeded, ChannelAccount)}
+
+    assert set(accounts) == {Channel.wechat, Channel.sms}
+    assert all(a.enabled for a in accounts.values())
+    assert accounts[Channel.wechat].config == DEMO_WECHAT
+    twilio = load_account(seeded, slug="demo")  # read as the SMS sender reads it
+    assert (twilio.account_sid, twilio.auth_token) == (FAKE_ACCOUNT_SID, FAKE_AUTH_TOKEN)  # the fake's, not a secret
+    assert twilio.api_base == f"http://127.0.0.1:{DEMO_FAKE_TWILIO_PORT}"  # never api.twilio.com
+    assert twilio.from_number and phonenumbers.is_valid_number(phonenumbers.parse(twilio.from_number))
+    assert twilio.messaging_service_sid is None and twilio.public_url is None
+    assert twilio.signature == "【穗安汽车】"
 
 
 def test_demo_staff_log_in_with_the_documented_passwords(seeded: Database) -> None:
