@@ -42,15 +42,22 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
             # before the worker, so the demo's first SMS already finds its fake Twilio listening
             fake_twilio = start_for_demo(settings.fake_twilio_port)
         app.state.fake_twilio = fake_twilio  # None when off or when another process has the port
-        worker = None
+        worker = scheduler = None
         if settings.embedded_worker:
+            from scheduler import service
             from scheduler.worker import start_in_thread
 
             worker = start_in_thread(db)
+            # the one demo process also plans reminders (it leads unless a worker process does)
+            scheduler = service.start_in_thread(db, poll=settings.scheduler_poll)
         yield
         # turns that outlived their webhook's answer (WeChat's 5 s, our SMS deadline)
         wechat_webhook.wait_for_turns(timeout=10)
         sms_webhook.wait_for_turns(timeout=10)
+        if scheduler is not None:
+            scheduler_thread, scheduler_stop, _ = scheduler
+            scheduler_stop.set()
+            scheduler_thread.join(timeout=10)
         if worker is not None:
             thread, stop = worker
             stop.set()

@@ -53,21 +53,40 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Runs the outbox dispatcher (and scheduler) as its own process, until SIGTERM or Ctrl-C."""
+def worker(
+    scheduler: bool = typer.Option(True, help="Run the scheduler (it leads only if no other process does)."),
+    dispatcher: bool = typer.Option(True, help="Run the outbox dispatcher (any number may run)."),
+) -> None:
+    """Runs the scheduler and the outbox dispatcher as their own process, until SIGTERM or Ctrl-C."""
     import signal
     import threading
 
     from bot.db import Database
     from bot.logs import configure_logging
+    from scheduler import service
     from scheduler.worker import run
 
     settings = _settings()
+    if not (scheduler or dispatcher):
+        typer.echo("nothing to run: --no-scheduler and --no-dispatcher", err=True)
+        raise typer.Exit(2)
     configure_logging(settings)
+    db = Database(settings.database_url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run(Database(settings.database_url), stop)
+    threads = []
+    if scheduler:
+        scheduler_service = service.SchedulerService(db, poll=settings.scheduler_poll)
+        threads.append(threading.Thread(target=scheduler_service.run, args=(stop,), name="dealercare-scheduler"))
+    if dispatcher:
+        threads.append(threading.Thread(target=run, args=(db, stop), name="dealercare-dispatcher"))
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)  # short joins: the main thread must stay free for signals
+    db.dispose()
 
 
 @app.command()

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     wechat_deadline: float = Field(default=4.0, gt=0, le=4.5)
     # Twilio waits about 15 s for an SMS webhook: answer TwiML within this, else empty TwiML
     sms_deadline: float = Field(default=8.0, gt=0, le=14)
+    # scheduler/: how often a standby tries to lead (and a leader checks it still does), and how
+    # long a row may stay `sending` before another dispatcher takes it (a crashed one's rows)
+    scheduler_poll: float = Field(default=15.0, gt=0, le=60)
+    dispatch_stale_after: float = Field(default=300.0, gt=0)
     # the demo's stand-in for Twilio: a fake Twilio API the app starts on 127.0.0.1 at this port
     # (integrations/twilio/fake_api.py); `make run` sets 8001, which the demo dealer's account names
     fake_twilio_port: int | None = Field(default=None, ge=1, le=65535)
