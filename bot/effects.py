@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import conversation_status, optout
@@ -24,6 +25,8 @@ from bot.models import (
     Message,
     Outbox,
     OutboxStatus,
+    Survey,
+    SurveyResponse,
     Ticket,
     TicketKind,
     TicketStatus,
@@ -32,10 +35,12 @@ from bot.models import (
 from flows.turn import (
     AlertStaff,
     CancelAppointment,
+    ConfirmAppointment,
     CreateAppointment,
     Effect,
     Handoff,
     OpenTicket,
+    RecordSurveyResponse,
     RescheduleAppointment,
     SetOptOut,
     Turn,
@@ -80,6 +85,10 @@ def apply(session: Session, scope: Scope, effects: tuple[Effect, ...]) -> Turn |
                 _alert(session, scope, effect)
             case SetOptOut():
                 _set_opt_out(session, scope, effect)
+            case RecordSurveyResponse():
+                _record_survey_response(session, scope, effect)
+            case ConfirmAppointment():
+                _confirm(session, scope, effect)
             case _:
                 raise TypeError(f"unknown effect {effect!r}")
     return None
@@ -255,3 +264,40 @@ def _set_opt_out(session: Session, scope: Scope, effect: SetOptOut) -> None:
         session, dealer_id=scope.dealer_id, channel=Channel(row.channel), address=row.address, opted_out=effect.opted_out,
         now=scope.now,
     )
+
+
+def _record_survey_response(session: Session, scope: Scope, effect: RecordSurveyResponse) -> None:
+    """Stores the owner's score for their own survey; a second answer updates the first."""
+    survey = session.get(Survey, effect.survey_id)
+    if survey is None or survey.dealer_id != scope.dealer_id or survey.customer_id != scope.customer_id:
+        return  # the outreach named a survey that is not this owner's: nothing to record
+    ticket_id = None
+    if effect.ticket:
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.dealer_id == scope.dealer_id, Ticket.reference == effect.ticket))
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    row = dialect.insert(SurveyResponse).values(
+        dealer_id=scope.dealer_id,
+        survey_id=survey.id,
+        score=effect.score,
+        comment=effect.comment,
+        ticket_id=ticket_id,
+        created_at=scope.now,
+    )
+    # one response per survey (unique survey_id): the latest score counts, while a comment or
+    # a ticket already stored is kept unless this answer brings a new one
+    session.execute(
+        row.on_conflict_do_update(
+            index_elements=[SurveyResponse.survey_id],
+            set_={
+                "score": row.excluded.score,
+                "comment": func.coalesce(func.nullif(row.excluded.comment, ""), SurveyResponse.comment),
+                "ticket_id": func.coalesce(row.excluded.ticket_id, SurveyResponse.ticket_id),
+            },
+        )
+    )
+
+
+def _confirm(session: Session, scope: Scope, effect: ConfirmAppointment) -> None:
+    appointment = _own_appointment(session, scope, effect.appointment_id)
+    if appointment is not None and appointment.status == "booked":
+        appointment.status = "confirmed"

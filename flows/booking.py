@@ -135,6 +135,21 @@ def cancel(state: State, parse: Parse, ctx: Context) -> Turn:
     return _ask_cancel_confirm(slots, ctx)
 
 
+def start_with(parse: Parse, ctx: Context, **known: Any) -> Turn:
+    """Starts a booking, or moves or cancels a given appointment, with what is already known (an
+    answer to a reminder: its car and service, or its appointment), so only the rest is asked."""
+    slots: dict[str, Any] = {"mode": "book", "notes": parse.text.strip()} | known
+    if slots["mode"] == "reschedule":
+        _take_time(slots, parse)
+        return _next_reschedule(slots, ctx)  # starts over when the appointment is gone
+    if slots["mode"] == "cancel":
+        return _ask_cancel_confirm(slots, ctx) if _appointment(slots, ctx) else cancel(State(), parse, ctx)
+    if not ctx.config.services:
+        return hand_off(ctx, reason="booking")
+    _take_entities(slots, parse, ctx)
+    return _next_question(slots, ctx)
+
+
 # ------------------------------------------------------------------------------------------
 # booking a new appointment
 

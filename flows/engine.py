@@ -1,11 +1,16 @@
 """The dialogue manager: routes each parse to the active flow or a new one by intent.
 
 Rules, in order:
-1. An answer to "shall I get you a person?" is handled first.
-2. While a flow runs, its messages go to it, except that roadside help, a complaint or a
+1. An answer to "shall I get you a person?" is handled first, then the reason asked after a
+   survey score.
+2. While the dealer's last reminder or survey is open (`Context.outreach`), a message that answers
+   it goes to flows/survey.py or flows/outreach.py; anything else is routed by the rules below and
+   the outreach stays open. A running complaint or roadside case keeps its messages; a running
+   booking gives up only an unmistakable survey score ("4分") and is kept to be resumed.
+3. While a flow runs, its messages go to it, except that roadside help, a complaint or a
    request for a person take over at once (the interrupted flow is kept and offered again
    afterwards), a question is answered without leaving the flow, and 取消 / 算了 leaves it.
-3. Otherwise the intent picks the flow; a parse below the confidence threshold asks the owner
+4. Otherwise the intent picks the flow; a parse below the confidence threshold asks the owner
    to clarify, and a second miss offers a person.
 """
 from __future__ import annotations
@@ -20,9 +25,11 @@ from flows import (
     complaint,
     fallback,
     faq,
+    outreach,
     roadside,
     smalltalk,
     subscription,
+    survey,
     templates,
 )
 from flows.escalation import respond as interim
@@ -77,7 +84,9 @@ PAUSED = "paused"  # state slot: the flow an interruption put aside, {"flow": ..
 def needs_calendar(state: State, parse: Parse) -> bool:
     """Tells the pipeline whether this turn may need the workshop calendar and appointments."""
     paused = state.slots.get(PAUSED) or {}
-    return booking.needs_calendar(state, parse) or paused.get("flow") == booking.FLOW
+    # an answer to a reminder ("1", 确认) may book or confirm: the state cannot tell whether one
+    # is open, so any message that could answer one loads the calendar
+    return booking.needs_calendar(state, parse) or paused.get("flow") == booking.FLOW or outreach.may_answer(parse)
 
 
 def respond(state: State, parse: Parse, ctx: Context) -> Turn:
@@ -93,6 +102,17 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
         parse = Parse(text=parse.text, intent=IntentScore(picked, 1.0), entities=parse.entities, ranking=parse.ranking)
     understood = parse.name != OUT_OF_SCOPE and parse.confidence >= ctx.threshold
 
+    if state.flow == survey.REASON:
+        # an outreach open now was sent after the question: the message more likely answers it
+        turn = None if ctx.outreach else survey.reason(state, parse, ctx)
+        if turn is not None:
+            return _carry(turn, state.slots.get(PAUSED), ctx.lang)
+        state = State(misses=state.misses, slots=_kept(state))
+    if picked is None and ctx.outreach:
+        turn = _answer_outreach(state, parse, ctx)
+        if turn is not None:
+            return turn
+
     if state.flow in ACTIVE:
         return _within_flow(state, parse, ctx, understood)
     if ctx.location is not None:
@@ -107,6 +127,26 @@ def respond(state: State, parse: Parse, ctx: Context) -> Turn:
     if flow is None:
         return fallback.respond(state, parse, ctx)
     return _carry(flow(State(), parse, ctx), paused, ctx.lang)
+
+
+def _answer_outreach(state: State, parse: Parse, ctx: Context) -> Turn | None:
+    """The turn for a message that answers the open reminder or survey; None when it does not."""
+    if ctx.location is not None:
+        return None
+    running = state.flow in ACTIVE
+    if running and state.flow != booking.FLOW:
+        return None  # a complaint or a roadside case keeps its messages
+    if survey.is_open(ctx):
+        turn = survey.answer(state, parse, ctx, strict=running)
+    else:
+        turn = None if running else outreach.answer(parse, ctx)
+    if turn is None:
+        return None
+    if running:
+        # the booking waits while the survey is answered, and is offered again
+        paused = {"flow": state.flow, "slots": {k: v for k, v in state.slots.items() if k != PAUSED}}
+        return _carry(turn, paused, ctx.lang, offer=True)
+    return _carry(turn, state.slots.get(PAUSED), ctx.lang)
 
 
 def _within_flow(state: State, parse: Parse, ctx: Context, understood: bool) -> Turn:

@@ -179,6 +179,25 @@ class SetOptOut:
     opted_out: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RecordSurveyResponse:
+    """Effect: store the owner's answer to a survey. The latest answer counts (an owner may correct
+    a score or add the reason); an empty comment keeps the one stored. `ticket` is the reference
+    of the low-score ticket opened in the same turn, linked on the response."""
+
+    survey_id: int
+    score: int
+    comment: str = ""
+    ticket: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmAppointment:
+    """Effect: the owner confirmed one of their booked appointments (an answer to its reminder)."""
+
+    appointment_id: int
+
+
 Effect = (
     Handoff
     | CreateAppointment
@@ -188,6 +207,8 @@ Effect = (
     | UpdateTicket
     | AlertStaff
     | SetOptOut
+    | RecordSurveyResponse
+    | ConfirmAppointment
 )
 
 
