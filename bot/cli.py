@@ -21,6 +21,8 @@ wechat_app = typer.Typer(help="The dealer's WeChat Official Account.", no_args_i
 wechat_menu_app = typer.Typer(help="The custom menu.", no_args_is_help=True)
 wechat_app.add_typer(wechat_menu_app, name="menu")
 app.add_typer(wechat_app, name="wechat")
+report_app = typer.Typer(help="Reports for managers.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -396,6 +398,60 @@ def wechat_qrcode(
     typer.echo(f"QR code for customer {customer} of {dealer}: https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket={quote(result['ticket'], safe='')}")
     typer.echo(f"expires {expires:%Y-%m-%d %H:%M} UTC")
 
+
+@app.command("import")
+def dms_import(
+    dealer: str = typer.Option(..., help="Dealer slug."),
+    owners: Path = typer.Option(None, help="Owners CSV from the DMS (客户编号, 姓名, 手机...)."),
+    vehicles: Path = typer.Option(None, help="Vehicles CSV (车牌号, 客户编号, VIN, 车型...)."),
+    services: Path = typer.Option(None, help="Service history CSV (工单号, 车牌号, 服务类型, 进厂日期...)."),
+    mapping: Path = typer.Option(None, help="YAML file naming the DMS's own column headers (docs/import.md)."),
+    rejects: Path = typer.Option(None, help="Reject report to write (default: rejects.csv beside the first file, if any)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check and count every row, save nothing."),
+) -> None:
+    """Imports owners, vehicles and service history from the dealer's DMS CSV exports (UTF-8 or GBK)."""
+    from contextlib import contextmanager
+
+    from bot.db import Database
+    from bot.dms import (
+        Mapping,
+        MappingError,
+        RejectReport,
+        UnusableFile,
+        import_files,
+        open_source,
+        summary,
+    )
+
+    files = {kind: path for kind, path in (("owners", owners), ("vehicles", vehicles), ("services", services)) if path}
+    if not files:
+        typer.echo("give at least one of --owners, --vehicles, --services", err=True)
+        raise typer.Exit(2)
+    try:
+        table = Mapping.load(mapping) if mapping else Mapping.default()
+        sources = [open_source(path, kind, table) for kind, path in files.items()]
+    except (MappingError, UnusableFile) as exc:
+        typer.echo(f"cannot import (无法导入): {exc}", err=True)
+        raise typer.Exit(2) from None
+    settings = _settings()
+    db = Database(settings.database_url)
+    with db.sessions() as session:
+        dealer_id = _dealer_or_exit(session, dealer).id
+
+    @contextmanager
+    def progress(label: str, total: int):  # type: ignore[no-untyped-def]
+        with typer.progressbar(length=max(total, 1), label=label, show_pos=True, show_percent=True) as bar:
+            yield bar.update
+
+    report_path = rejects or next(iter(files.values())).parent / "rejects.csv"
+    with RejectReport(report_path, always=rejects is not None) as report:
+        result = import_files(db=db, dealer_id=dealer_id, sources=sources, mapping=table, rejects=report,
+                              dry_run=dry_run, progress=progress)
+    db.dispose()
+    for line in summary(result, report):
+        typer.echo(line)
+
+
 def _dealer_or_exit(session, slug: str):  # type: ignore[no-untyped-def]
     """The dealer with this slug, or a clear error and exit code 1."""
     from bot.models import Dealer
@@ -405,6 +461,28 @@ def _dealer_or_exit(session, slug: str):  # type: ignore[no-untyped-def]
         typer.echo(f"no dealer {slug!r}", err=True)
         raise typer.Exit(1)
     return row
+
+
+@report_app.command("surveys")
+def report_surveys(
+    dealer: str = typer.Option(None, help="Dealer slug (default: every dealer)."),
+    month: str = typer.Option(None, help="Month YYYY-MM in the dealer's timezone (default: every month)."),
+) -> None:
+    """Prints surveys sent, response rate, CSAT and NPS per dealer, advisor and month."""
+    from bot.db import Database
+    from bot.reports import ReportError, format_surveys, survey_report
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        with db.sessions() as session:
+            lines = survey_report(session, dealer=dealer, month=month)
+    except ReportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(format_surveys(lines))
 
 
 def main() -> None:
