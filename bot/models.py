@@ -180,7 +180,15 @@ class Customer(Base):
 
 class Vehicle(Base):
     __tablename__ = "vehicle"
-    __table_args__ = (UniqueConstraint("dealer_id", "plate"),)
+    __table_args__ = (
+        UniqueConstraint("dealer_id", "plate"),
+        # the reminder planner's date windows (scheduler/planner.py)
+        Index("ix_vehicle_dealer_insurance_due", "dealer_id", "insurance_due"),
+        Index("ix_vehicle_dealer_inspection_due", "dealer_id", "inspection_due"),
+        Index("ix_vehicle_dealer_warranty_until", "dealer_id", "warranty_until"),
+        Index("ix_vehicle_dealer_delivery_date", "dealer_id", "delivery_date"),
+        Index("ix_vehicle_dealer_last_service_date", "dealer_id", "last_service_date"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
@@ -203,7 +211,11 @@ class ServiceRecord(Base):
     """One closed repair order (修理单): the car's service history and the survey's trigger."""
 
     __tablename__ = "service_record"
-    __table_args__ = (UniqueConstraint("dealer_id", "order_no"),)
+    __table_args__ = (
+        UniqueConstraint("dealer_id", "order_no"),
+        # the planner's surveys: repair orders closed recently
+        Index("ix_service_record_dealer_closed_at", "dealer_id", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
