@@ -27,9 +27,28 @@ def channel_senders(db: Database) -> Mapping[Channel, Sender]:
     return {Channel.wechat: WeChatSender(db), Channel.sms: TwilioSender(db)}
 
 
+def build_dispatcher(db: Database) -> Dispatcher:
+    """The worker's dispatcher: every channel's sender, paced per channel account (shared through Redis when configured)."""
+    from datetime import timedelta
+
+    from bot.outbox import DispatchPolicy
+    from bot.settings import get_settings
+    from scheduler.rate_limit import RateLimits, limiter_for
+
+    settings = get_settings()
+    stale_after = settings.dispatch_stale_after
+    return Dispatcher(
+        db=db,
+        senders=channel_senders(db),
+        policy=DispatchPolicy(stale_after=timedelta(seconds=stale_after)),
+        # a row waiting for its slot must not outlive its claim: another dispatcher would take it for stale
+        rate_limits=RateLimits(db, limiter_for(settings.redis_url), max_wait=min(1.0, stale_after / 4)),
+    )
+
+
 def run(db: Database, stop: threading.Event, *, interval: float = 1.0) -> None:
     """Dispatches due outbox rows until told to stop; an idle loop waits `interval` seconds."""
-    dispatcher = Dispatcher(db=db, senders=channel_senders(db))
+    dispatcher = build_dispatcher(db)
     log.info("worker started", extra={"channels": [c.value for c in dispatcher.senders]})
     while not stop.is_set():
         bind_request_id()
