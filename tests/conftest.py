@@ -86,6 +86,9 @@ def _empty(database: Database) -> None:
         else:
             for table in tables:
                 conn.execute(text(f"DELETE FROM {table}"))
+        # APScheduler's job store (scheduler/service.py) is not a model table: a job stored by one
+        # test would otherwise decide when the next test's scheduler first plans
+        conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
 
 
 @pytest.fixture(scope="session")
