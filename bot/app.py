@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from bot import ops, simulator
+from bot.console import routes as console
 from bot.db import Database
 from bot.logs import RequestIdMiddleware, configure_logging
 from bot.pipeline import Pipeline
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.include_router(simulator.router)
     app.include_router(wechat_webhook.router)
     app.include_router(sms_webhook.router)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -485,6 +485,59 @@ def report_surveys(
     typer.echo(format_surveys(lines))
 
 
+staff_app = typer.Typer(help="The dealer's staff console accounts.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+MIN_PASSWORD = 8
+
+
+@staff_app.command("add")
+def staff_add(
+    dealer: str = typer.Option(..., help="Dealer slug."),
+    username: str = typer.Option(..., help="Sign-in name, unique within the dealer."),
+    role: str = typer.Option(..., help="agent, manager or admin."),
+    display_name: str = typer.Option("", "--display-name", help="The name colleagues see (default: the username)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from standard input."),
+) -> None:
+    """Adds a staff member who can sign in to the console; the password is prompted for twice, or read from stdin."""
+    from sqlalchemy import select
+
+    from bot.db import Database
+    from bot.models import AuditLog, Staff, StaffRole
+    from bot.passwords import hash_password
+
+    if role not in {r.value for r in StaffRole}:
+        typer.echo(f"unknown role {role!r}: use agent, manager or admin", err=True)
+        raise typer.Exit(2)
+    username = username.strip()
+    if not username or len(username) > 64:
+        typer.echo("the username must be 1 to 64 characters", err=True)
+        raise typer.Exit(2)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password / 密码", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        typer.echo(f"the password must be at least {MIN_PASSWORD} characters / 密码至少 {MIN_PASSWORD} 位", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        with db.transaction() as session:
+            row = _dealer_or_exit(session, dealer)
+            taken = session.scalars(select(Staff.id).where(Staff.dealer_id == row.id, Staff.username == username)).first()
+            if taken is not None:
+                typer.echo(f"staff {username!r} already exists at dealer {dealer!r} / 该用户名已存在", err=True)
+                raise typer.Exit(1)
+            staff = Staff(dealer_id=row.id, username=username, display_name=display_name or username, role=StaffRole(role),
+                          password_hash=hash_password(password))
+            session.add(staff)
+            session.flush()
+            session.add(AuditLog(dealer_id=row.id, staff_id=None, action="staff.add", target=username, data={"role": role}))
+    finally:
+        db.dispose()
+    typer.echo(f"added {role} {username!r} at {dealer!r}")
+
+
 def main() -> None:
     try:
         app()

@@ -487,3 +487,24 @@ class ChannelToken(Base):
     token: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StaffSession(Base):
+    """A signed-in staff console session. The browser holds a random token; only its SHA-256 is stored,
+    so a leaked table cannot be replayed as cookies. Ended sessions stay (ended_at set) for the audit trail.
+    """
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+
+
+# Sign-in throttling counts recent failed sign-ins in the audit log (bot/console/auth.py): one index range per dealer.
+Index("ix_audit_log_dealer_action_created", AuditLog.dealer_id, AuditLog.action, AuditLog.created_at)
