@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,16 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from bench.fresh_db import drop_postgres, postgres_url
 from bot import migrate
 from bot.db import Database
 from bot.dms.rejects import read_rejects
 from bot.dms.values import vin_check_digit
 from bot.models import Dealer, Staff
 
-PG_ADMIN = os.environ.get("DEALERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DEALER = "bench01"
 ADVISORS = ("李娜", "王磊", "陈静", "刘洋")
 SURNAMES = "陈李黄张梁林刘吴何罗郭王杨周郑谢冯邓曾彭叶蔡许赵徐苏卢钟潘朱胡马高萧"
@@ -179,21 +176,6 @@ def generate(directory: Path, rows: int = 100_000, *, seed: int = 7, today: date
     return Generated(directory, rows, expected)
 
 
-def postgres_url() -> tuple[str, str]:
-    """Creates a fresh PostgreSQL database (as bench/pipeline.py does); returns its URL and name."""
-    name = f"dealercare_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres(name: str) -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def prepare(url: str) -> None:

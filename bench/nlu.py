@@ -22,11 +22,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nlu.backends import DATA_DIR  # noqa: E402
-from nlu.builtin import MODEL_FILE, BuiltinNLU  # noqa: E402
-from nlu.evaluate import EVAL_FILE  # noqa: E402
-from nlu.training_data import load_examples  # noqa: E402
-from nlu.understand import understand  # noqa: E402
+from nlu.backends import DATA_DIR
+from nlu.builtin import MODEL_FILE, BuiltinNLU
+from nlu.evaluate import EVAL_FILE
+from nlu.training_data import load_examples
+from nlu.understand import understand
 
 
 def resident_mb() -> float:

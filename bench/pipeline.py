@@ -23,24 +23,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, select
 
-from bot import migrate  # noqa: E402
-from bot.db import Database  # noqa: E402
-from bot.demo import load_demo  # noqa: E402
-from bot.messages import InboundMessage  # noqa: E402
-from bot.models import Channel, Customer, Direction, Message  # noqa: E402
-from bot.pipeline import Pipeline  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from nlu.backends import load_nlu  # noqa: E402
+from bench.fresh_db import drop_postgres, postgres_url
+from bot import migrate
+from bot.db import Database
+from bot.demo import load_demo
+from bot.messages import InboundMessage
+from bot.models import Channel, Customer, Direction, Message
+from bot.pipeline import Pipeline
+from bot.settings import load_settings
+from nlu.backends import load_nlu
 
 TEXTS = [
     "你好", "几点关门", "你们店在哪里", "保养多久做一次", "谢谢", "好的谢谢", "hi", "what time do you open",
     "首保是免费的吗", "你们有上门取送车吗", "再见", "保险快到期了怎么续保", "年检要带什么",
 ]
 WARM_UP = 50
-PG_ADMIN = os.environ.get("DEALERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def run(url: str, messages: int, threads: int, processes: int = 1) -> dict[str, float]:
@@ -110,20 +109,6 @@ def _worker(url: str, inbound: list[InboundMessage], threads: int, barrier: Any)
     return {"latencies": latencies, "started": started, "ended": ended}
 
 
-def postgres_url() -> tuple[str, str]:
-    name = f"dealercare_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres(name: str) -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def main() -> None:

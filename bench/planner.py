@@ -16,27 +16,23 @@ day (a holiday writes a greeting to every owner: the heaviest day of the year).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
-import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
+from bench.fresh_db import drop_postgres, postgres_url
 from bot import migrate
 from bot.db import Database
 from bot.demo import NAME, TIMEZONE, demo_config
 from bot.models import Dealer
 from scheduler.planner import plan
-
-PG_ADMIN = os.environ.get("DEALERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # Each owner's numbers come from their id through a few multiplicative hashes, so a run is
 # reproducible and the dates are spread evenly without any random state.
@@ -123,20 +119,6 @@ def seed(url: str, owners: int, today: date, now: datetime) -> int:
     return dealer_id
 
 
-def postgres_url() -> tuple[str, str]:
-    name = f"dealercare_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres(name: str) -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import IO, Any
@@ -32,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.fresh_db import drop_postgres, postgres_url
 from bot import migrate
 from bot.db import Database
 from bot.demo import load_demo
@@ -54,7 +53,6 @@ TEXTS = [
 WARM_UP = 50
 DEALER_NUMBER = "+8675586001234"
 PATH = "/sms/twilio/demo"
-PG_ADMIN = os.environ.get("DEALERCARE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def run(url: str, messages: int, threads: int, workers: int) -> dict[str, Any]:
@@ -238,20 +236,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def postgres_url() -> tuple[str, str]:
-    name = f"dealercare_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_postgres(name: str) -> None:
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def main() -> None:
