@@ -232,8 +232,7 @@ def dealer_wechat(
     """Stores a dealer's WeChat account and prints the URL to paste into WeChat's console."""
     import re
 
-    from bot.db import Database
-    from bot.models import Channel, ChannelAccount
+    from bot.models import Channel
 
     problems = []
     if mode not in ("safe", "compatible", "plain"):
@@ -244,23 +243,10 @@ def dealer_wechat(
         problems.append("--token must be 3-32 letters or digits, as WeChat's console requires")
     if not re.fullmatch(r"wx[0-9a-f]{16}", appid):
         problems.append("--appid looks wrong: WeChat AppIDs are wx + 16 hexadecimal characters")
-    if problems:
-        typer.echo("\n".join(problems), err=True)
-        raise typer.Exit(2)
+    _refuse(problems)
     settings = _settings()
-    db = Database(settings.database_url)
-    with db.transaction() as session:
-        row = _dealer_or_exit(session, dealer)
-        account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=Channel.wechat).one_or_none()
-        if account is None:
-            account = ChannelAccount(dealer_id=row.id, channel=Channel.wechat)
-            session.add(account)
-        account.config = {"appid": appid, "mode": mode, "allow_plain": mode == "plain"} | (
-            {"api_base_url": api_base_url} if api_base_url else {}
-        )
-        account.secrets = {"secret": secret, "token": token, "aes_key": aes_key or ""}
-        account.enabled = True
-    db.dispose()
+    config = {"appid": appid, "mode": mode, "allow_plain": mode == "plain"} | ({"api_base_url": api_base_url} if api_base_url else {})
+    _save_account(settings, dealer, Channel.wechat, config, {"secret": secret, "token": token, "aes_key": aes_key or ""})
     if mode == "plain":
         typer.echo("warning: plaintext mode signs only the query; anyone with one leaked URL can post messages", err=True)
     typer.echo(f"WeChat account {appid} stored for {dealer} ({mode} mode); the secrets are not shown again.")
@@ -280,8 +266,7 @@ def dealer_twilio(
     """Stores a dealer's Twilio account and prints the webhook and status-callback URLs for Twilio's console."""
     import re
 
-    from bot.db import Database
-    from bot.models import Channel, ChannelAccount
+    from bot.models import Channel
     from integrations.twilio.numbers import e164
 
     problems = []
@@ -298,23 +283,11 @@ def dealer_twilio(
     for name, url in (("--public-url", public_url), ("--api-base", api_base)):
         if url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
             problems.append(f"{name} must be an http(s) URL")
-    if problems:
-        typer.echo("\n".join(problems), err=True)
-        raise typer.Exit(2)
+    _refuse(problems)
     settings = _settings()
-    db = Database(settings.database_url)
-    with db.transaction() as session:
-        row = _dealer_or_exit(session, dealer)
-        account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=Channel.sms).one_or_none()
-        if account is None:
-            account = ChannelAccount(dealer_id=row.id, channel=Channel.sms)
-            session.add(account)
-        config = {"account_sid": account_sid, "from": from_number, "messaging_service_sid": messaging_service,
-                  "public_url": public_url.rstrip("/") if public_url else None, "api_base": api_base}
-        account.config = {key: value for key, value in config.items() if value}
-        account.secrets = {"auth_token": auth_token}
-        account.enabled = True
-    db.dispose()
+    config = {"account_sid": account_sid, "from": from_number, "messaging_service_sid": messaging_service,
+              "public_url": public_url.rstrip("/") if public_url else None, "api_base": api_base}
+    _save_account(settings, dealer, Channel.sms, {key: value for key, value in config.items() if value}, {"auth_token": auth_token})
     base = (public_url or settings.public_url).rstrip("/")
     if not base.startswith("https://"):
         typer.echo("warning: Twilio needs a public https URL; set --public-url or DEALERCARE_PUBLIC_URL", err=True)
@@ -450,6 +423,29 @@ def dms_import(
     db.dispose()
     for line in summary(result, report):
         typer.echo(line)
+
+
+def _refuse(problems: list[str]) -> None:
+    """Exits with code 2 and every problem on its own line, if there are any."""
+    if problems:
+        typer.echo("\n".join(problems), err=True)
+        raise typer.Exit(2)
+
+
+def _save_account(settings, dealer: str, channel, config: dict, secrets: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """Stores (or replaces) the dealer's enabled account on a channel."""
+    from bot.db import Database
+    from bot.models import ChannelAccount
+
+    db = Database(settings.database_url)
+    with db.transaction() as session:
+        row = _dealer_or_exit(session, dealer)
+        account = session.query(ChannelAccount).filter_by(dealer_id=row.id, channel=channel).one_or_none()
+        if account is None:
+            account = ChannelAccount(dealer_id=row.id, channel=channel)
+            session.add(account)
+        account.config, account.secrets, account.enabled = config, secrets, True
+    db.dispose()
 
 
 def _dealer_or_exit(session, slug: str):  # type: ignore[no-untyped-def]

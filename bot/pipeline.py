@@ -749,6 +749,29 @@ class Pipeline:
         return [Reply(text=row.text, buttons=tuple((row.payload or {}).get("buttons", ())), message_id=row.id) for row in rows]
 
 
+def handle_without_turn(
+    session: Session, conversation_id: int | None, message_id: int, now: datetime, *, intent: str | None = None
+) -> tuple[Any | None, bool]:
+    """Marks a stored message that no bot turn reads (a channel event, a carrier keyword) as
+    handled, under the conversation lock a turn takes, so a turn in progress cannot pick it up too.
+
+    Returns the locked conversation (id, dealer_id, customer_id, status; None without one) and
+    whether this call marked it: False when a turn handled it meanwhile.
+    """
+    conversation = None
+    if conversation_id is not None:
+        conversation = session.execute(
+            select(Conversation.id, Conversation.dealer_id, Conversation.customer_id, Conversation.status)
+            .where(Conversation.id == conversation_id)
+            .with_for_update(key_share=True)
+        ).one()
+    values: dict[str, Any] = {"status": MessageStatus.handled, "handled_at": now}
+    if intent is not None:
+        values["intent"] = intent
+    marked = session.execute(MARK_HANDLED, {"message_id": message_id, **values}).rowcount
+    return conversation, marked == 1
+
+
 OUTREACH = "outreach"  # the state key bot/outreach.py writes when a reminder or survey goes out
 OUTREACH_DAYS = 7  # an answer to a reminder comes within days, or it is a new conversation
 

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -40,7 +40,6 @@ from bot.db import Database
 from bot.messages import InboundMessage, Reply
 from bot.models import (
     Channel,
-    Conversation,
     Customer,
     Direction,
     Message,
@@ -51,7 +50,7 @@ from bot.models import (
 )
 from bot.outbound import add_reply
 from bot.passive import mark_passive_sent
-from bot.pipeline import Pipeline
+from bot.pipeline import Pipeline, handle_without_turn
 from bot.webhooks import Refused, read_capped
 from integrations.twilio import keywords, texts
 from integrations.twilio.client import TwilioAccount, TwilioNotConfigured, load_account
@@ -225,18 +224,10 @@ def _handle_without_turn(
     """Marks a message no bot turn reads as handled, with its fixed reply if it gets one."""
     now = utcnow()
     with db.transaction() as session:
-        # the pipeline's conversation lock: a turn in progress must not pick this message up
-        conversation = session.execute(
-            select(Conversation.id, Conversation.dealer_id, Conversation.customer_id, Conversation.status)
-            .where(Conversation.id == conversation_id)
-            .with_for_update(key_share=True)
-        ).one()
-        marked = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.received)
-            .values(status=MessageStatus.handled, handled_at=now, intent=word.command.value if word else None)
-        ).rowcount
-        if marked != 1:
+        conversation, marked = handle_without_turn(
+            session, conversation_id, message_id, now, intent=word.command.value if word else None
+        )
+        if not marked:
             return  # a turn handled it meanwhile
         # staff see every message here in the console, answered or not
         conversation_status.record_event(

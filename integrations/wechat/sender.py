@@ -32,12 +32,13 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import select
 from wechatpy.exceptions import WeChatClientException
 
+from bot import optout
 from bot.db import Database
 from bot.messages import OutboundMessage
-from bot.models import Channel, ChannelAccount, ChannelIdentity, utcnow
+from bot.models import Channel, ChannelAccount, utcnow
 from bot.outbox import SendError
 from integrations.wechat.client import (
     DEFAULT_TIMEOUT,
@@ -208,15 +209,9 @@ class WeChatSender:
 
     def _opt_out(self, message: OutboundMessage) -> None:
         with self.db.transaction() as session:
-            session.execute(
-                update(ChannelIdentity)
-                .where(
-                    ChannelIdentity.dealer_id == message.dealer_id,
-                    ChannelIdentity.channel == Channel.wechat,
-                    ChannelIdentity.address == message.address,
-                )
-                .values(opted_out=True),
-                execution_options={"synchronize_session": False},
+            optout.set_opted_out(
+                session, dealer_id=message.dealer_id, channel=Channel.wechat, address=message.address, opted_out=True,
+                now=self.clock(),
             )
 
 

@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot import conversation_status
+from bot import conversation_status, optout
 from bot.background import BackgroundTurns
 from bot.db import Database
 from bot.deps import DatabaseDep
@@ -39,8 +39,6 @@ from bot.messages import Reply
 from bot.models import (
     Channel,
     ChannelAccount,
-    ChannelIdentity,
-    Conversation,
     Customer,
     Dealer,
     Direction,
@@ -51,7 +49,7 @@ from bot.models import (
 )
 from bot.outbound import add_reply
 from bot.passive import mark_passive_sent
-from bot.pipeline import Pipeline
+from bot.pipeline import Pipeline, handle_without_turn
 from bot.webhooks import read_capped
 from integrations.wechat import binding, texts
 from integrations.wechat.inbound import Action, Parsed, Unparsable, read_message
@@ -356,30 +354,13 @@ def _handle_without_turn(
     inbound = parsed.message
     now = utcnow()
     with db.transaction() as session:
-        conversation = None
-        if conversation_id is not None:
-            # the pipeline's conversation lock: a turn in progress must not pick this message up
-            conversation = session.execute(
-                select(Conversation.id, Conversation.dealer_id, Conversation.customer_id, Conversation.status)
-                .where(Conversation.id == conversation_id)
-                .with_for_update(key_share=True)
-            ).one()
-        marked = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.received)
-            .values(status=MessageStatus.handled, handled_at=now)
-        ).rowcount
-        if marked != 1:
+        conversation, marked = handle_without_turn(session, conversation_id, message_id, now)
+        if not marked:
             return  # a turn handled it meanwhile
         if parsed.action == Action.unsubscribe or (inbound.payload.get("event") == "subscribe"):
-            session.execute(
-                update(ChannelIdentity)
-                .where(
-                    ChannelIdentity.dealer_id == inbound.dealer_id,
-                    ChannelIdentity.channel == Channel.wechat,
-                    ChannelIdentity.address == inbound.address,
-                )
-                .values(opted_out=parsed.action == Action.unsubscribe)
+            optout.set_opted_out(
+                session, dealer_id=inbound.dealer_id, channel=Channel.wechat, address=inbound.address,
+                opted_out=parsed.action == Action.unsubscribe, now=now,
             )
         bind_text = None
         scene = inbound.payload.get("scene")

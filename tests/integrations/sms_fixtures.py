@@ -103,3 +103,4 @@ def twiml_messages(response: Any) -> list[str]:
     root = ET.fromstring(response.content)
     assert root.tag == "Response"
     return [element.text or "" for element in root.iter("Message")]
+

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -52,24 +51,6 @@ def server(client, dealer_id: int) -> TwilioServer:  # type: ignore[no-untyped-d
     return TwilioServer(client)
 
 
-@pytest.fixture
-def turns(app) -> list[str]:  # type: ignore[no-untyped-def]
-    seen: list[str] = []
-    pipeline = app.state.pipeline
-    real = pipeline.respond
-
-    def respond(state: Any, parse: Any, ctx: Any) -> Any:
-        seen.append(parse.text)
-        return real(state, parse, ctx)
-
-    pipeline.respond = respond
-    return seen
-
-
-@pytest.fixture(autouse=True)
-def _no_turn_outlives_its_test() -> Any:
-    yield
-    assert webhook.wait_for_turns(timeout=30)
 
 
 def dispatch(db: Database, *, later: timedelta = timedelta(minutes=1)) -> None:

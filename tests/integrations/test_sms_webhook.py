@@ -28,25 +28,6 @@ def server(client, db) -> TwilioServer:  # type: ignore[no-untyped-def]
     return TwilioServer(client)
 
 
-@pytest.fixture
-def turns(app) -> list[str]:  # type: ignore[no-untyped-def]
-    """The text of every bot turn the app's pipeline runs."""
-    seen: list[str] = []
-    pipeline = app.state.pipeline
-    real = pipeline.respond
-
-    def respond(state: Any, parse: Any, ctx: Any) -> Any:
-        seen.append(parse.text)
-        return real(state, parse, ctx)
-
-    pipeline.respond = respond
-    return seen
-
-
-@pytest.fixture(autouse=True)
-def _no_turn_outlives_its_test() -> Any:
-    yield
-    assert webhook.wait_for_turns(timeout=30)
 
 
 def _stored(db) -> int:  # type: ignore[no-untyped-def]
