@@ -10,6 +10,15 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from bot import ops, simulator
+from bot.console import (
+    appointments,
+    audit_log,
+    conversations,
+    inbox,
+    owners,
+    reports,
+    tickets,
+)
 from bot.console import routes as console
 from bot.db import Database
 from bot.logs import RequestIdMiddleware, configure_logging
@@ -83,6 +92,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.include_router(wechat_webhook.router)
     app.include_router(sms_webhook.router)
     app.include_router(console.router)
+    for page in (inbox, conversations, owners, tickets, appointments, reports, audit_log):
+        app.include_router(page.router)
     app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -73,6 +73,7 @@ class CurrentStaff:
     display_name: str
     session_id: int
     csrf_token: str
+    timezone: str = "Asia/Shanghai"  # the dealer's: pages show its local time
 
 
 # -- the clock, injectable: tests override `get_clock` with app.dependency_overrides ----------------
@@ -220,8 +221,9 @@ def sign_out(db: Database, token: str | None, *, ip: str, now: datetime) -> None
         _audit(session, dealer_id=row.dealer_id, staff_id=row.staff_id, action=LOGOUT, username=username, ip=ip, now=now)
 
 
-def resolve_session(db: Database, token: str | None, *, now: datetime) -> tuple[StaffSession, Staff] | None:
-    """The live session behind a cookie token, touched; None when missing, ended, timed out or its staff deactivated."""
+def resolve_session(db: Database, token: str | None, *, now: datetime) -> tuple[StaffSession, Staff, str] | None:
+    """The live session behind a cookie token (touched), its staff and the dealer's time zone; None when missing,
+    ended, timed out or its staff deactivated."""
     if not token:
         return None
     with db.transaction() as session:
@@ -237,7 +239,8 @@ def resolve_session(db: Database, token: str | None, *, now: datetime) -> tuple[
             return None
         if now - row.last_seen_at >= TOUCH_EVERY:
             row.last_seen_at = now
-        return row, staff
+        zone = session.scalar(select(Dealer.timezone).where(Dealer.id == row.dealer_id)) or "Asia/Shanghai"
+        return row, staff, zone
 
 
 def end_all_sessions(session: Session, staff_id: int, now: datetime) -> int:
@@ -279,8 +282,9 @@ def _current(request: Request, clock: Callable[[], datetime]) -> CurrentStaff | 
     found = resolve_session(_db(request), request.cookies.get(SESSION_COOKIE), now=clock())
     if found is None:
         return None
-    row, staff = found
+    row, staff, zone = found
     current = CurrentStaff(staff_id=staff.id, dealer_id=row.dealer_id, role=staff.role, language=language(request),
+                           timezone=zone,
                            username=staff.username, display_name=staff.display_name or staff.username,
                            session_id=row.id, csrf_token=row.csrf_token)
     request.state.console_staff = current

@@ -2,82 +2,26 @@
 
 Server-rendered Jinja2 in Simplified Chinese first, English on request (`/console/lang/en`). Every route
 here runs `auth.csrf_guard`, so each POST form must carry `<input type="hidden" name="csrf_token">`.
-Pages other modules add should use `render()` and `StaffDep`, and include their routers the same way.
+Pages other modules add use `render()`, `StaffDep`, `scope.page_router()` and `text.register()`; app.py
+includes every router in `PAGES`.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from bot.console import auth
-from bot.console.auth import Clock, CurrentStaff, OptionalStaffDep, StaffDep
+from bot.console.auth import Clock, OptionalStaffDep, StaffDep
+from bot.console.rendering import render
+from bot.console.scope import page_router
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
-templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False, dependencies=[Depends(auth.csrf_guard)])
-
-TEXT: dict[str, dict[str, str]] = {
-    "zh": {
-        "app": "DealerCare 客服工作台",
-        "login_title": "登录",
-        "dealer": "门店代码",
-        "username": "用户名",
-        "password": "密码",
-        "sign_in": "登录",
-        "sign_out": "退出登录",
-        "bad_login": "用户名或密码错误，或账号已停用。",
-        "throttled": "登录失败次数过多，请 15 分钟后再试。",
-        "inbox": "收件箱",
-        "inbox_empty": "暂无待处理的对话。",
-        "signed_in_as": "当前用户",
-        "switch": "English",
-        "role_agent": "客服",
-        "role_manager": "经理",
-        "role_admin": "管理员",
-    },
-    "en": {
-        "app": "DealerCare staff console",
-        "login_title": "Sign in",
-        "dealer": "Dealer code",
-        "username": "Username",
-        "password": "Password",
-        "sign_in": "Sign in",
-        "sign_out": "Sign out",
-        "bad_login": "Wrong username or password, or the account is deactivated.",
-        "throttled": "Too many failed sign-ins. Please try again in 15 minutes.",
-        "inbox": "Inbox",
-        "inbox_empty": "No conversations waiting.",
-        "signed_in_as": "Signed in as",
-        "switch": "中文",
-        "role_agent": "Agent",
-        "role_manager": "Manager",
-        "role_admin": "Admin",
-    },
-}
-
-
-def render(request: Request, template: str, *, staff: CurrentStaff | None = None, status_code: int = 200,
-           **context: Any) -> HTMLResponse:
-    """Renders a console page in the viewer's language; `t(key)` in templates looks up TEXT."""
-    lang = staff.language if staff else auth.language(request)
-    text = TEXT[lang]
-    response = templates.TemplateResponse(
-        request,
-        template,
-        {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en", "t": lambda key: text.get(key, key),
-         "staff": staff, "other_lang": "en" if lang == "zh" else "zh", **context},
-        status_code=status_code,
-    )
-    # signed-in pages hold owner data: no shared or back-button caches
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
+router = page_router()
 
 def _only_dealer_slug(request: Request) -> str:
     """The dealer code to prefill: the only dealer's, when there is exactly one."""

@@ -1,0 +1,6 @@
+"""Console pages: appointments (being built)."""
+from __future__ import annotations
+
+from bot.console.scope import page_router
+
+router = page_router()
