@@ -15,6 +15,7 @@ from bot.console import (
     audit_log,
     conversations,
     inbox,
+    live,
     owners,
     reports,
     tickets,
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
 
     app = FastAPI(title="DealerCare", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    live.broker.configure(settings.redis_url)  # console live updates cross processes through Redis when set
     app.state.db = db
     app.state.nlu = nlu
     app.state.pipeline = Pipeline(db=db, nlu=nlu, threshold=settings.nlu_threshold)
@@ -92,7 +94,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.include_router(wechat_webhook.router)
     app.include_router(sms_webhook.router)
     app.include_router(console.router)
-    for page in (inbox, conversations, owners, tickets, appointments, reports, audit_log):
+    for page in (inbox, live, conversations, owners, tickets, appointments, reports, audit_log):
         app.include_router(page.router)
     app.mount("/console/static", StaticFiles(directory=console.STATIC), name="console-static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,7 +1,7 @@
 """The engine and sessions. Callers own the transaction: helpers add and flush, never commit."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,40 @@ class Database:
         For hot paths that run several transactions back to back: they keep one pooled
         connection instead of checking one out (and pinging it) for each.
         """
-        with conn.begin(), Session(bind=conn, join_transaction_mode="conditional_savepoint") as session:
-            yield session
-            session.flush()
+        with conn.begin():
+            with Session(bind=conn, join_transaction_mode="conditional_savepoint") as session:
+                yield session
+                session.flush()
+                callbacks = session.info.pop(AFTER_COMMIT, {})
+        # the connection's transaction has committed only here: the session never commits itself
+        _run(callbacks)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# -- work that must wait for the commit (a console wake-up must not announce a row that may roll back) --
+
+AFTER_COMMIT = "after_commit_callbacks"
+
+
+def after_commit(session: Session) -> dict[str, Callable[[], None]]:
+    """The callbacks this session runs once its transaction has committed (dropped on rollback), by key."""
+    return session.info.setdefault(AFTER_COMMIT, {})
+
+
+def _run(callbacks: dict[str, Callable[[], None]]) -> None:
+    for callback in callbacks.values():
+        callback()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    _run(session.info.pop(AFTER_COMMIT, {}))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, _previous: Any) -> None:
+    if not session.in_transaction():  # a savepoint's rollback leaves the outer transaction's work standing
+        session.info.pop(AFTER_COMMIT, None)
+

@@ -41,6 +41,27 @@ class ReminderRule(BaseModel):
     template_en: str = ""
 
 
+class CannedReply(BaseModel):
+    """A reply staff send often, in the owner's language (the console offers them beside the reply box)."""
+
+    title: str
+    text_zh: str
+    text_en: str = ""
+
+
+DEFAULT_CANNED = [
+    CannedReply(title="问候", text_zh="您好，我是{dealer}的客服，很高兴为您服务。请问有什么可以帮您？",
+                text_en="Hello, this is {dealer} customer care. How can I help you?"),
+    CannedReply(title="稍候", text_zh="好的，我马上为您查询，请稍候。", text_en="Sure, let me check that for you. One moment please."),
+    CannedReply(title="回电", text_zh="我们的工作人员将尽快致电您，请保持电话畅通。",
+                text_en="A member of our staff will call you shortly; please keep your phone at hand."),
+    CannedReply(title="致歉", text_zh="非常抱歉给您带来不便，我们会认真处理并尽快给您答复。",
+                text_en="We are very sorry for the trouble. We will look into it and get back to you soon."),
+    CannedReply(title="结束", text_zh="感谢您的耐心，祝您用车愉快！如有需要随时联系我们。",
+                text_en="Thank you for your patience. Drive safely, and contact us any time."),
+]
+
+
 class DealerConfig(BaseModel):
     # weekday 0 = Monday; a missing weekday is closed
     hours: dict[int, DayHours] = Field(default_factory=dict)
@@ -62,6 +83,7 @@ class DealerConfig(BaseModel):
     sms_opt_out_line: str = ""
     sms_max_segments: int = Field(default=3, ge=1, le=10)
     faq: list[FaqEntry] = Field(default_factory=list)
+    canned_replies: list[CannedReply] = Field(default_factory=lambda: list(DEFAULT_CANNED))
     # keeping in touch (scheduler/): rules by code, intervals, the weekly cap, surveys, tiers
     reminders: dict[str, ReminderRule] = Field(default_factory=dict)
     maintenance_interval_days: int = Field(default=180, ge=30)

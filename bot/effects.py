@@ -99,6 +99,8 @@ def _hand_off(session: Session, scope: Scope, effect: Handoff) -> None:
     if conversation.status != ConversationStatus.bot:
         return  # already with a person (a second effect of the same case)
     conversation.handoff_reason = effect.reason
+    conversation.handed_off_at = scope.now
+    conversation.handoff_urgent = effect.urgent
     conversation_status.move(
         session=session,
         conversation=conversation,

@@ -262,6 +262,9 @@ class Conversation(Base):
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     handed_off_to: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     handoff_reason: Mapped[str | None] = mapped_column(String(40))
+    # when the bot last handed over, and whether it said urgent: the console's order and SLA clock
+    handed_off_at: Mapped[datetime | None] = mapped_column()
+    handoff_urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     last_channel: Mapped[Channel | None] = mapped_column(str_enum(Channel))
     last_message_at: Mapped[datetime | None] = mapped_column()
     # the inbound message the last turn handled: turns take messages in id order, so a turn that
@@ -275,6 +278,8 @@ class ConversationEvent(Base):
     """Every status move and every message a person should see; the console listens to these."""
 
     __tablename__ = "conversation_event"
+    # the console's live feed reads a dealer's events after the last id it sent
+    __table_args__ = (Index("ix_conversation_event_dealer_id_id", "dealer_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"), index=True)

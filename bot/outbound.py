@@ -36,13 +36,14 @@ class ConversationLike(Protocol):
     def customer_id(self) -> int: ...
 
 
-def owner_address(session: Session, conversation: Conversation) -> tuple[Channel, str] | None:
-    """The channel the owner last wrote on, and their address there (the reply goes back there)."""
+def owner_address(session: Session, conversation: Conversation, channel: Channel | None = None) -> tuple[Channel, str] | None:
+    """The owner's address on `channel`, by default the channel they last wrote on (the reply goes back there)."""
     query = select(ChannelIdentity.channel, ChannelIdentity.address).where(
         ChannelIdentity.dealer_id == conversation.dealer_id, ChannelIdentity.customer_id == conversation.customer_id
     )
-    if conversation.last_channel is not None:
-        query = query.where(ChannelIdentity.channel == conversation.last_channel)
+    channel = channel or conversation.last_channel
+    if channel is not None:
+        query = query.where(ChannelIdentity.channel == channel)
     row = session.execute(query.order_by(ChannelIdentity.last_inbound_at.desc().nulls_last()).limit(1)).first()
     return (Channel(row.channel), row.address) if row else None
 
@@ -57,9 +58,13 @@ def queue(
     now: datetime,
     dedupe_key: str,
     data: dict[str, Any] | None = None,
+    channel: Channel | None = None,
 ) -> Message | None:
-    """Stores the message and its outbox row in the caller's transaction; None if unreachable."""
-    target = owner_address(session, conversation)
+    """Stores the message and its outbox row in the caller's transaction; None if unreachable.
+
+    It goes to the channel the owner last wrote on, or to `channel` when staff chose one (SMS when WeChat's
+    48-hour window has closed)."""
+    target = owner_address(session, conversation, channel)
     if target is None:
         return None
     channel, address = target

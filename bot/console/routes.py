@@ -84,11 +84,6 @@ def logout(request: Request, staff: StaffDep, clock: Clock) -> Response:
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, staff: StaffDep) -> HTMLResponse:
-    return render(request, "home.html", staff=staff, conversations=[])
-
-
 @router.get("/lang/{lang}")
 def switch_language(request: Request, lang: Literal["zh", "en"]) -> Response:
     # back to the console page the switch was pressed on; anything else goes home

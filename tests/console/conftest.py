@@ -67,7 +67,7 @@ def _owner_world(db: Database, slug: str, *, phone: str, plate: str, with_staff:
         session.add(ChannelIdentity(dealer_id=dealer.id, customer_id=customer.id, channel=Channel.sms, address=phone,
                                     last_inbound_at=NOW))
         conversation = Conversation(dealer_id=dealer.id, customer_id=customer.id, status=ConversationStatus.waiting_staff,
-                                    handoff_reason="human", last_channel=Channel.sms, last_message_at=NOW, created_at=NOW,
+                                    handoff_reason="request", handed_off_at=NOW, last_channel=Channel.sms, last_message_at=NOW, created_at=NOW,
                                     updated_at=NOW)
         session.add(conversation)
         session.flush()
@@ -159,3 +159,22 @@ def manager(app, world: World) -> Console:  # type: ignore[no-untyped-def]
     """Dealer A's manager, signed in (a browser of their own)."""
     with TestClient(app) as own:
         yield sign_in(own, "manager")
+
+
+class Clock:
+    """The console's clock, set by the test."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(app) -> Clock:  # type: ignore[no-untyped-def]
+    from bot.console.auth import get_clock
+
+    fake = Clock()
+    app.dependency_overrides[get_clock] = lambda: fake
+    return fake

@@ -1,0 +1,36 @@
+"""console inbox: when a conversation was handed over and whether urgently (the inbox's order and SLA
+clock), and an index for the console's live feed of a dealer's conversation events
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-23 18:40:00
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0009'
+down_revision: str | None = '0008'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('conversation') as batch:
+        batch.add_column(sa.Column('handed_off_at', sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column('handoff_urgent', sa.Boolean(), server_default=sa.text('false'), nullable=False))
+    # conversations already waiting: their last move to a person is when they were handed over
+    op.execute(
+        "UPDATE conversation SET handed_off_at = (SELECT max(e.created_at) FROM conversation_event e "
+        "WHERE e.conversation_id = conversation.id AND e.to_status = 'waiting_staff') "
+        "WHERE status IN ('waiting_staff', 'staff')"
+    )
+    op.create_index('ix_conversation_event_dealer_id_id', 'conversation_event', ['dealer_id', 'id'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index('ix_conversation_event_dealer_id_id', table_name='conversation_event')
+    with op.batch_alter_table('conversation') as batch:
+        batch.drop_column('handoff_urgent')
+        batch.drop_column('handed_off_at')
