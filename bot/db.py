@@ -75,7 +75,7 @@ class Database:
         For hot paths that run several transactions back to back: they keep one pooled
         connection instead of checking one out (and pinging it) for each.
         """
-        with conn.begin():
+        with conn.begin():  # noqa: SIM117 - the callbacks run after this block commits, outside the session
             with Session(bind=conn, join_transaction_mode="conditional_savepoint") as session:
                 yield session
                 session.flush()
