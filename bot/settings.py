@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # long a row may stay `sending` before another dispatcher takes it (a crashed one's rows)
     scheduler_poll: float = Field(default=15.0, gt=0, le=60)
     dispatch_stale_after: float = Field(default=300.0, gt=0)
+    # the staff console's live feed reads the event table this often (seconds) when no wake-up came
+    # (Redis pub/sub wakes it at once; without Redis this is how news from another process arrives)
+    console_poll: float = Field(default=15.0, gt=0, le=300)
     # the demo's stand-in for Twilio: a fake Twilio API the app starts on 127.0.0.1 at this port
     # (integrations/twilio/fake_api.py); `make run` sets 8001, which the demo dealer's account names
     fake_twilio_port: int | None = Field(default=None, ge=1, le=65535)

@@ -15,7 +15,7 @@ from sqlalchemy import case, or_, select
 from sqlalchemy.orm import Session
 
 from bot.console.auth import Clock, StaffDep
-from bot.console.rendering import render
+from bot.console.rendering import countdown, render
 from bot.console.scope import page_router
 from bot.console.text import register
 from bot.dealer_config import DealerConfig
@@ -66,6 +66,8 @@ class InboxItem:
     assignee: str
     channel: str
     last_text: str
+    sla_left: str = ""  # "12:05", or "-3:10" once overdue
+    overdue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ def rank_of(reason: str | None, urgent: bool) -> int:
     return COMPLAINT if reason == "complaint" else OTHER
 
 
-def load(session: Session, dealer_id: int, viewer_id: int) -> Inbox:
+def load(session: Session, dealer_id: int, viewer_id: int, now: datetime) -> Inbox:
     """Everything the inbox shows in three queries, however many conversations wait."""
     config = DealerConfig.model_validate(session.scalar(select(Dealer.config).where(Dealer.id == dealer_id)) or {})
     rank = case(
@@ -113,11 +115,13 @@ def load(session: Session, dealer_id: int, viewer_id: int) -> Inbox:
     for row in rows:
         item_rank = rank_of(row.handoff_reason, row.handoff_urgent)
         since = row.handed_off_at or row.last_message_at
+        due = since + timedelta(minutes=config.sla_minutes.get(SLA_KEY[item_rank], 60)) if since else None
+        left, overdue = countdown(due, now)
         item = InboxItem(
             conversation_id=row.id, customer_id=row.customer_id, owner=row.name or "", phone=row.phone or "",
             status=ConversationStatus(row.status).value, reason=row.handoff_reason or "other", rank=item_rank,
             waiting_since=since,
-            sla_due=since + timedelta(minutes=config.sla_minutes.get(SLA_KEY[item_rank], 60)) if since else None,
+            sla_due=due, sla_left=left, overdue=overdue,
             assignee_id=row.handed_off_to, assignee=row.display_name or row.username or "",
             channel=row.last_channel.value if row.last_channel else "", last_text=(row.last_text or "")[:120],
         )
@@ -129,13 +133,15 @@ def load(session: Session, dealer_id: int, viewer_id: int) -> Inbox:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, staff: StaffDep, clock: Clock) -> HTMLResponse:
     with request.app.state.db.sessions() as session:
-        inbox = load(session, staff.dealer_id, staff.staff_id)
-    return render(request, "inbox.html", staff=staff, inbox=inbox, now=clock())
+        now = clock()
+        inbox = load(session, staff.dealer_id, staff.staff_id, now)
+    return render(request, "inbox.html", staff=staff, inbox=inbox, now=now)
 
 
 @router.get("/inbox/rows", response_class=HTMLResponse)
 def rows(request: Request, staff: StaffDep, clock: Clock) -> HTMLResponse:
     """The inbox's lists alone: what the page swaps in when a live update arrives."""
     with request.app.state.db.sessions() as session:
-        inbox = load(session, staff.dealer_id, staff.staff_id)
-    return render(request, "_inbox_rows.html", staff=staff, inbox=inbox, now=clock())
+        now = clock()
+        inbox = load(session, staff.dealer_id, staff.staff_id, now)
+    return render(request, "_inbox_rows.html", staff=staff, inbox=inbox, now=now)

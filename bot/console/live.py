@@ -7,7 +7,7 @@ that may still roll back), publishes them:
 - inside this process straight to the waiting streams;
 - through Redis pub/sub (channel `dealercare:console:<dealer id>`) when DEALERCARE_REDIS_URL is set, so a
   console connected to one API process hears a turn another process ran.
-Pub/sub forgets what nobody heard; each stream also reads the table every `POLL` seconds, so a lost
+Pub/sub forgets what nobody heard; each stream also reads the table every DEALERCARE_CONSOLE_POLL seconds, so a lost
 wake-up costs a delay, never an event. Without Redis (the embedded SQLite demo is one process) the poll
 is the only cross-process path.
 """
@@ -38,7 +38,6 @@ from bot.models import ConversationEvent
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "dealercare:console:"
-POLL = 15.0  # seconds between reads of the event table when nothing woke the stream
 
 
 class Broker:
@@ -196,7 +195,7 @@ async def events(request: Request, staff: StaffDep, clock: Clock) -> StreamingRe
     A reconnecting browser sends Last-Event-ID and misses nothing.
     """
     db: Database = request.app.state.db
-    poll: float = getattr(request.app.state, "console_poll", POLL)
+    poll: float = request.app.state.settings.console_poll
     token = request.cookies.get(auth.SESSION_COOKIE)
 
     async def stream() -> AsyncIterator[str]:
