@@ -73,6 +73,10 @@ def worker(
         typer.echo("nothing to run: --no-scheduler and --no-dispatcher", err=True)
         raise typer.Exit(2)
     configure_logging(settings)
+    from bot.console import live
+
+    # conversation events this process commits (a reminder sent, an opt-out) wake the consoles at once
+    live.broker.configure(settings.redis_url)
     db = Database(settings.database_url)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

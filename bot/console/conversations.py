@@ -32,6 +32,8 @@ from bot.models import (
     Customer,
     Dealer,
     Staff,
+    Ticket,
+    TicketStatus,
     Vehicle,
 )
 from flows import templates
@@ -47,7 +49,7 @@ register({
         "conv_assign": "转给同事", "conv_release": "交回机器人", "conv_reply": "回复车主", "conv_send": "发送",
         "conv_note": "添加内部备注", "conv_note_hint": "仅同事可见，不会发给车主", "conv_canned": "常用回复",
         "conv_via": "发送渠道", "conv_via_default": "车主最近使用的渠道", "conv_owner": "车主资料",
-        "conv_vehicles": "车辆", "conv_reason": "转人工原因",
+        "conv_vehicles": "车辆", "conv_reason": "转人工原因", "conv_tickets": "未结工单",
         "status_bot": "机器人处理中", "status_waiting_staff": "等待人工", "status_staff": "人工处理中", "status_closed": "已关闭",
         "conv_window_closed": "微信48小时客服消息窗口已关闭：回复无法通过微信送达，只能通过模板消息或短信联系车主。",
         "conv_window_open": "微信客服消息窗口剩余 {hours} 小时、{left} 条。",
@@ -67,6 +69,7 @@ register({
         "conv_send": "Send", "conv_note": "Add an internal note", "conv_note_hint": "Only colleagues see it; never sent",
         "conv_canned": "Canned replies", "conv_via": "Send via", "conv_via_default": "The owner's last channel",
         "conv_owner": "Owner profile", "conv_vehicles": "Vehicles", "conv_reason": "Handed over because",
+        "conv_tickets": "Open tickets",
         "status_bot": "With the bot", "status_waiting_staff": "Waiting for a person", "status_staff": "With staff",
         "status_closed": "Closed",
         "conv_window_closed": "WeChat's 48-hour window has closed: a reply cannot reach the owner on WeChat; only a template message or SMS can.",
@@ -164,13 +167,20 @@ def _page(request: Request, staff: CurrentStaff, conversation_id: int, now: date
         dealer_name = session.scalar(select(Dealer.name).where(Dealer.id == staff.dealer_id)) or ""
         names = _names(session, staff.dealer_id)
         lines = transcript.for_conversation(session, staff.dealer_id, conversation.id)
+        open_tickets = session.execute(
+            select(Ticket.id, Ticket.reference, Ticket.kind, Ticket.status, Ticket.summary, Ticket.sla_due_at)
+            .where(Ticket.dealer_id == staff.dealer_id, Ticket.customer_id == customer.id,
+                   Ticket.status.not_in((TicketStatus.resolved, TicketStatus.closed)))
+            .order_by(Ticket.urgent.desc(), Ticket.id.desc())
+            .limit(10)
+        ).all()
     owner_lang = customer.language if customer.language in ("zh", "en") else "zh"
     canned = [(c.title, (c.text_en if owner_lang == "en" and c.text_en else c.text_zh).replace("{dealer}", dealer_name))
               for c in config.canned_replies]
     return render(request, "conversation.html", staff=staff, now=now, status_code=status_code, conversation=conversation,
                   customer=customer, vehicles=vehicles, colleagues=colleagues, routes=found, window_state=state,
                   default=default_route(conversation, found), canned=canned, lines=lines, names=names,
-                  assignee=names.get(f"staff:{conversation.handed_off_to}", ""), error=error, draft=draft,
+                  assignee=names.get(f"staff:{conversation.handed_off_to}", ""), error=error, draft=draft, tickets=open_tickets,
                   done=request.query_params.get("done"))
 
 

@@ -185,3 +185,10 @@ def test_replying_to_a_conversation_back_with_the_bot_is_refused(agent, world: W
     response = agent.post(_url(world, "reply"), {"text": "您好"})
 
     assert response.status_code == 409 and "请先接管对话" in response.text
+
+
+def test_the_owners_open_tickets_sit_beside_the_conversation(agent, world: World, clock) -> None:
+    page = agent.get(_url(world)).text
+
+    assert "C-test-1" in page and f'href="/console/tickets/{world.a.ids["ticket_id"]}"' in page
+    assert "C-other-1" not in page
