@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bot import conversation_status, outbound
+from bot.messages import Reply
 from bot.models import (
     Conversation,
     ConversationStatus,
@@ -14,7 +15,7 @@ from bot.models import (
     TicketKind,
     TicketStatus,
 )
-from flows import complaint
+from flows import complaint, templates
 
 
 class TicketError(ValueError):
@@ -33,10 +34,17 @@ def resolve(session: Session, ticket: Ticket, *, result: str, actor: str, now: d
         raise TicketError("a resolution needs the result the owner will read")
     ticket.status, ticket.result, ticket.resolved_at = TicketStatus.resolved, result.strip(), now
     conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
-    if conversation is None or ticket.kind != TicketKind.complaint:
+    if conversation is None:
         return
     customer = session.get_one(Customer, ticket.customer_id)
     lang = customer.language or "zh"
+    if ticket.kind == TicketKind.roadside:
+        # the rescue is over: the owner hears the outcome; there is nothing to ask back
+        outbound.queue(session, conversation, Reply(templates.text("roadside.result", lang, reference=ticket.reference,
+                                                                   result=ticket.result)),
+                       kind="ticket_result", sender=actor, now=now,
+                       dedupe_key=f"ticket_result:{ticket.id}:{now.isoformat()}", data={"ticket": ticket.reference})
+        return
     _give_back_to_bot(session, conversation, actor)
     conversation.state = complaint.followup_state(ticket.reference).to_json()
     outbound.queue(

@@ -136,7 +136,6 @@ text.register({
         "ticket_do_close": "关闭工单",
         "ticket_do_resolve": "解决并通知车主",
         "ticket_result_label": "处理结果（车主将收到这段文字）",
-        "ticket_result_roadside": "道路救援工单的处理结果只做记录，不会发给车主。",
         "ticket_no_moves": "工单已关闭，不能再修改。",
         "ticket_assign": "分配给",
         "ticket_assign_me": "我自己",
@@ -225,7 +224,6 @@ text.register({
         "ticket_do_close": "Close ticket",
         "ticket_do_resolve": "Resolve and tell the owner",
         "ticket_result_label": "Result (the owner receives this text)",
-        "ticket_result_roadside": "A roadside ticket's result is recorded only; it is not sent to the owner.",
         "ticket_no_moves": "The ticket is closed and can no longer change.",
         "ticket_assign": "Assign to",
         "ticket_assign_me": "Me",
@@ -464,7 +462,7 @@ def _resolve(session: Session, staff: CurrentStaff, ticket: Ticket, result: str,
         ticket_work.resolve(session, ticket, result=result, actor=actor(staff), now=now)
     except ticket_work.TicketError as error:
         raise Refused(409, "illegal_move") from error
-    # roadside tickets, or owners with no reachable channel, get no message: staff must know that
+    # a ticket with no conversation, or an owner with no reachable channel, gets no message: staff must know that
     return "resolved_sent" if _results_sent(session, ticket) > before else "resolved_kept"
 
 

@@ -198,8 +198,20 @@ def test_resolving_sends_the_owner_the_result(agent: Console, world: World, db: 
     assert row.customer_id == world.a.ids["customer_id"] and row.data["result"] == "已为您安排免费保养一次"
 
 
-def test_a_roadside_result_is_recorded_and_staff_are_told_it_was_not_sent(agent: Console, world: World,
-                                                                          db: Database) -> None:
+def test_a_roadside_result_reaches_the_owner_without_a_question_back(agent: Console, world: World, db: Database) -> None:
+    ticket_id = _add_ticket(db, world.a, status=TicketStatus.in_progress, conversation_id=world.a.ids["conversation_id"])
+
+    page = agent.post(f"/console/tickets/{ticket_id}/resolve", {"result": "拖车已将您的车送到本店维修"})
+
+    assert page.status_code == 200 and "已发送给车主" in page.text
+    with db.sessions() as session:
+        [row] = session.scalars(select(Outbox).where(Outbox.kind == "ticket_result")).all()
+    assert "救援" in row.body and "R-test-2" in row.body and "拖车已将您的车送到本店维修" in row.body
+    assert "解决了吗" not in row.body
+
+
+def test_a_result_with_no_conversation_to_send_it_to_is_recorded_and_staff_are_told(agent: Console, world: World,
+                                                                                    db: Database) -> None:
     ticket_id = _add_ticket(db, world.a, status=TicketStatus.in_progress)
     page = agent.post(f"/console/tickets/{ticket_id}/resolve", {"result": "拖车已到达"})
     assert page.status_code == 200 and "未发送给车主" in page.text
