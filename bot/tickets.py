@@ -22,6 +22,27 @@ class TicketError(ValueError):
     """A ticket operation that does not fit the ticket's state."""
 
 
+# What staff may move a ticket to, from each status: forward only, and a resolved ticket may be reopened.
+# (The owner's own "还没有" after a result reopens a complaint too: flows/complaint.py, bot/effects.py.)
+MOVES: dict[TicketStatus, tuple[TicketStatus, ...]] = {
+    TicketStatus.new: (TicketStatus.acknowledged,),
+    TicketStatus.acknowledged: (TicketStatus.in_progress,),
+    TicketStatus.in_progress: (TicketStatus.resolved,),
+    TicketStatus.resolved: (TicketStatus.closed, TicketStatus.in_progress),
+    TicketStatus.closed: (),
+}
+
+
+def reopen(session: Session, ticket: Ticket) -> None:
+    """Back to work after a result: the owner is no longer asked whether that result settled it."""
+    if ticket.status != TicketStatus.resolved:
+        raise TicketError(f"ticket {ticket.reference} is {ticket.status.value}, not resolved")
+    ticket.status, ticket.resolved_at = TicketStatus.in_progress, None
+    conversation = session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    if conversation is not None and conversation.state == complaint.followup_state(ticket.reference).to_json():
+        conversation.state = {}
+
+
 def resolve(session: Session, ticket: Ticket, *, result: str, actor: str, now: datetime) -> None:
     """Marks the ticket resolved with the result the owner reads, and asks the owner about it.
 

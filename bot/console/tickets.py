@@ -8,7 +8,7 @@ overdue: its row is marked and labelled, so it stands out without colour alone.
 staff can do next. Every change is a plain POST form (CSRF token, no script) answered with 303 back to the
 ticket, and writes one audit row: who, what, when, on which owner, with the ticket reference as target.
 
-The status moves live in `MOVES`, the one place that says what may follow what. Resolving needs the result
+The status moves live in `bot.tickets.MOVES`, the one place that says what may follow what. Resolving needs the result
 the owner reads; `bot.tickets.resolve` sends it and gives the conversation back to the bot for the
 follow-up question. A move the table does not allow answers 409, a missing result 422, each with the
 ticket page again and the reason.
@@ -48,13 +48,7 @@ router = page_router()
 # What may follow what. Forward one step at a time; a resolved ticket may go back to work (the result
 # was premature) until it is closed. Closed is final: the bot reopens a ticket as new when the owner
 # says it is not settled, which is not a staff move and does not go through here.
-MOVES: dict[TicketStatus, tuple[TicketStatus, ...]] = {
-    TicketStatus.new: (TicketStatus.acknowledged,),
-    TicketStatus.acknowledged: (TicketStatus.in_progress,),
-    TicketStatus.in_progress: (TicketStatus.resolved,),
-    TicketStatus.resolved: (TicketStatus.closed, TicketStatus.in_progress),
-    TicketStatus.closed: (),
-}
+MOVES = ticket_work.MOVES
 # past these, an SLA no longer runs
 DONE = (TicketStatus.resolved, TicketStatus.closed)
 ACTIONS = {TicketStatus.resolved: "ticket.resolve", TicketStatus.closed: "ticket.close"}
@@ -476,9 +470,9 @@ def move(session: Session, staff: CurrentStaff, ticket: Ticket, to: TicketStatus
     if to == TicketStatus.resolved:
         done = _resolve(session, staff, ticket, result, now)
         data["result"] = ticket.result
-    elif before == TicketStatus.resolved:
+    elif before == TicketStatus.resolved and to == TicketStatus.in_progress:
         # reopened: the earlier result stays in this ticket's audit history
-        ticket.status, ticket.resolved_at = to, None
+        ticket_work.reopen(session, ticket)
     else:
         ticket.status = to
         if to == TicketStatus.acknowledged and ticket.assignee_id is None:

@@ -249,6 +249,21 @@ def test_a_resolved_ticket_closes_or_reopens(agent: Console, world: World, db: D
     assert agent.post(f"/console/tickets/{ticket_id}/assign", {"assignee_id": "me"}).status_code == 409
 
 
+def test_reopening_after_a_result_stops_asking_the_owner_whether_it_is_settled(agent: Console, world: World,
+                                                                              db: Database) -> None:
+    ticket_id = world.a.ids["ticket_id"]
+    _set_status(db, ticket_id, TicketStatus.in_progress)
+    agent.post(f"/console/tickets/{ticket_id}/resolve", {"result": "已更换零件"})
+    with db.sessions() as session:
+        assert session.get_one(Conversation, world.a.ids["conversation_id"]).state["flow"] == "complaint_followup"
+
+    agent.post(f"/console/tickets/{ticket_id}/status", {"to": "in_progress"})
+
+    assert _ticket(db, ticket_id).status == TicketStatus.in_progress and _ticket(db, ticket_id).resolved_at is None
+    with db.sessions() as session:
+        assert session.get_one(Conversation, world.a.ids["conversation_id"]).state == {}
+
+
 def test_assign_to_a_colleague(agent: Console, world: World, db: Database) -> None:
     ticket_id = world.a.ids["ticket_id"]
     page = agent.get(f"/console/tickets/{ticket_id}").text
