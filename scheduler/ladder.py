@@ -273,7 +273,7 @@ class Batch:
         return self.now + self.ladder.in_flight_wait
 
     def appointment_gone(self, row: Outbox) -> str | None:
-        """Why an appointment reminder must not go (its appointment cancelled, done or begun), or None."""
+        """Why an appointment reminder must not go (its appointment cancelled, done, begun or moved), or None."""
         appointment_id = _appointment_id(row)
         found = self.appointments.get(appointment_id) if appointment_id is not None else None
         if found is None or found[0] != row.dealer_id:
@@ -283,6 +283,10 @@ class Batch:
             return f"appointment_{status}"
         if starts_at <= self.now:
             return "appointment_passed"
+        planned_for = (row.data or {}).get("appointment_starts_at")
+        if planned_for and datetime.fromisoformat(planned_for) != starts_at:
+            # moved since it was planned (by staff or the owner): the planner writes one for the new time
+            return "appointment_moved"
         return None
 
 

@@ -384,7 +384,9 @@ def appointment_tomorrow(appointment: AppointmentFacts, today: Today) -> list[Du
     # on the day itself "tomorrow" is stale: appointment_soon speaks then
     if appointment.status not in ACTIVE_APPOINTMENT or appointment.starts_at <= today.now or day <= today.day:
         return []
-    due = _by_day("appointment_tomorrow", appointment.id, day, today, f"appointment_tomorrow:{appointment.id}:{day}")
+    # the key holds the start time: an appointment moved within its day is reminded of afresh
+    key = f"appointment_tomorrow:{appointment.id}:{day}:{today.time.local(appointment.starts_at):%H%M}"
+    due = _by_day("appointment_tomorrow", appointment.id, day, today, key)
     return [d for d in due if d.not_before < appointment.starts_at and not _booked_after(appointment, d.not_before)]
 
 
@@ -399,7 +401,7 @@ def appointment_soon(appointment: AppointmentFacts, today: Today) -> list[Due]:
     day = today.time.local(appointment.starts_at).date()
     if today.time.local(remind_at).date() not in today.horizon("appointment_soon"):
         return []
-    key = f"appointment_soon:{appointment.id}:{day}"
+    key = f"appointment_soon:{appointment.id}:{day}:{today.time.local(appointment.starts_at):%H%M}"
     return [Due("appointment_soon", appointment.id, day, remind_at.astimezone(UTC), key)]
 
 

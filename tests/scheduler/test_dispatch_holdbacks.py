@@ -279,6 +279,25 @@ def test_a_reminder_of_an_appointment_that_has_begun_is_cancelled(
     assert twilio.requests == []
 
 
+def test_a_reminder_planned_for_an_appointment_since_moved_is_cancelled(
+    db: Database, twilio: FakeTwilioAPI, dealer_id: int, dispatcher: Dispatcher  # noqa: F811
+) -> None:
+    owner = add_owner(db, dealer_id, openid=None)
+    starts = NOW + timedelta(days=1)
+    appointment = book(db, dealer_id, owner, starts)
+    outbox_id = plan(db, dealer_id, owner, kind="reminder:appointment_tomorrow", key=f"appointment_tomorrow:{appointment}",
+                     due=NOW, data={"rule": "appointment_tomorrow", "lang": "zh", "appointment_id": appointment,
+                                    "appointment_starts_at": starts.isoformat()})
+    with db.transaction() as session:  # staff moved it two hours later
+        moved = session.get_one(Appointment, appointment)
+        moved.starts_at, moved.ends_at = starts + timedelta(hours=2), starts + timedelta(hours=3)
+
+    dispatcher.run_once()
+
+    assert row(db, outbox_id).status == OutboxStatus.cancelled and row(db, outbox_id).last_error == "appointment_moved"
+    assert twilio.requests == []
+
+
 def test_a_confirmed_appointment_is_reminded(db: Database, twilio: FakeTwilioAPI, dealer_id: int, dispatcher: Dispatcher) -> None:  # noqa: F811
     owner = add_owner(db, dealer_id, openid=None)
     appointment = book(db, dealer_id, owner, NOW + timedelta(hours=2), status="confirmed")

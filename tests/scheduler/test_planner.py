@@ -137,10 +137,10 @@ def test_every_rule_plans_its_row_with_its_kind_and_key(db: Database) -> None:
         f"insurance:{ids['insurance']}:2026-06-08:7",
         f"warranty:{ids['warranty']}:2026-07-01",
         f"delivery_callback:{ids['delivery_callback']}:2026-05-31",
-        f"appointment_tomorrow:{ids['appointment_tomorrow']}:2026-06-02",
-        f"appointment_soon:{ids['appointment_soon']}:2026-06-01",
+        f"appointment_tomorrow:{ids['appointment_tomorrow']}:2026-06-02:1400",
+        f"appointment_soon:{ids['appointment_soon']}:2026-06-01:1500",
         # tomorrow's appointment is two hours off tomorrow at noon: planned now, for then
-        f"appointment_soon:{ids['appointment_tomorrow']}:2026-06-02",
+        f"appointment_soon:{ids['appointment_tomorrow']}:2026-06-02:1400",
         f"no_show:{ids['no_show']}:2026-05-31",
         f"survey:{ids['survey']}",
         f"birthday:{ids['birthday']}:2026",

@@ -209,7 +209,7 @@ def test_the_appointment_is_reminded_the_day_before_at_the_send_hour() -> None:
     visit = appointment(datetime(2026, 6, 2, 14, 30, tzinfo=SHANGHAI))
     [due] = rules.appointment_tomorrow(visit, today())
     assert due.not_before == at_ten(TODAY)
-    assert due.dedupe_key == "appointment_tomorrow:11:2026-06-02"
+    assert due.dedupe_key == "appointment_tomorrow:11:2026-06-02:1430"
 
 
 def test_only_booked_or_confirmed_appointments_are_reminded() -> None:
@@ -228,7 +228,7 @@ def test_the_appointment_is_reminded_two_hours_before_it_starts() -> None:
     visit = appointment(datetime(2026, 6, 1, 14, 30, tzinfo=SHANGHAI))
     [due] = rules.appointment_soon(visit, today())
     assert local(due.not_before) == datetime(2026, 6, 1, 12, 30, tzinfo=SHANGHAI)
-    assert due.dedupe_key == "appointment_soon:11:2026-06-01"
+    assert due.dedupe_key == "appointment_soon:11:2026-06-01:1430"
 
 
 def test_no_two_hour_reminder_when_that_falls_in_the_quiet_hours() -> None:
