@@ -110,7 +110,7 @@ def _hand_off(session: Session, scope: Scope, effect: Handoff) -> None:
     )
 
 
-def _lock_calendar(session: Session, dealer_id: int) -> None:
+def lock_calendar(session: Session, dealer_id: int) -> None:
     # PostgreSQL: one booking at a time per dealer, until commit. SQLite's BEGIN IMMEDIATE has
     # already made this transaction the only writer.
     if session.get_bind().dialect.name == "postgresql":
@@ -136,7 +136,7 @@ def _free_bay(session: Session, dealer_id: int, starts_at: datetime, ends_at: da
 
 
 def _book(session: Session, scope: Scope, effect: CreateAppointment) -> bool:
-    _lock_calendar(session, scope.dealer_id)
+    lock_calendar(session, scope.dealer_id)
     ends_at = effect.starts_at + timedelta(minutes=effect.minutes)
     bay = _free_bay(session, scope.dealer_id, effect.starts_at, ends_at)
     if bay is None:
@@ -183,7 +183,7 @@ def _own_appointment(session: Session, scope: Scope, appointment_id: int) -> App
 
 
 def _reschedule(session: Session, scope: Scope, effect: RescheduleAppointment) -> bool:
-    _lock_calendar(session, scope.dealer_id)
+    lock_calendar(session, scope.dealer_id)
     appointment = _own_appointment(session, scope, effect.appointment_id)
     if appointment is None or appointment.status not in ACTIVE:
         return False
