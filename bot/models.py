@@ -333,7 +333,11 @@ class Message(Base):
 
 class Appointment(Base):
     __tablename__ = "appointment"
-    __table_args__ = (Index("ix_appointment_dealer_start", "dealer_id", "starts_at"),)
+    __table_args__ = (
+        Index("ix_appointment_dealer_start", "dealer_id", "starts_at"),
+        # the console's reminder-to-booking report: did this owner book after that reminder?
+        Index("ix_appointment_customer_created", "customer_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
@@ -353,7 +357,10 @@ class Appointment(Base):
 
 class Ticket(Base):
     __tablename__ = "ticket"
-    __table_args__ = (Index("ix_ticket_dealer_status", "dealer_id", "status"),)
+    __table_args__ = (
+        Index("ix_ticket_dealer_status", "dealer_id", "status"),
+        Index("ix_ticket_dealer_created", "dealer_id", "created_at"),  # the console's tickets-by-class report
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dealer_id: Mapped[int] = mapped_column(ForeignKey("dealer.id", ondelete="CASCADE"))
@@ -383,6 +390,8 @@ class Outbox(Base):
         Index("ix_outbox_provider_id", "provider_id"),
         # the weekly care cap counts an owner's recent care messages
         Index("ix_outbox_customer_sent", "customer_id", "sent_at"),
+        # the console's reminder-to-booking report: a dealer's reminders by kind and month
+        Index("ix_outbox_dealer_kind_sent", "dealer_id", "kind", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -513,3 +522,5 @@ class StaffSession(Base):
 
 # Sign-in throttling counts recent failed sign-ins in the audit log (bot/console/auth.py): one index range per dealer.
 Index("ix_audit_log_dealer_action_created", AuditLog.dealer_id, AuditLog.action, AuditLog.created_at)
+# the console's audit log pages newest first by id
+Index("ix_audit_log_dealer_id_id", AuditLog.dealer_id, AuditLog.id)

@@ -235,3 +235,18 @@ def test_an_admin_exports_the_filtered_log_as_formula_safe_csv_and_the_export_is
 def test_safe_cell_defuses_formulas_only() -> None:
     assert [audit_log.safe_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "王先生", "a=b", "")] == [
         "'=1+1", "'+1", "'-1", "'@x", "'\tx", "王先生", "a=b", ""]
+
+
+def test_every_console_action_has_a_label_in_both_languages() -> None:
+    """Each action a console page audits reads as words, not as its code."""
+    import re
+    from pathlib import Path
+
+    from bot.console import audit_log, text
+
+    source = "".join(p.read_text() for p in Path(audit_log.__file__).parent.glob("*.py"))
+    actions = set(re.findall(r'"((?:conversation|ticket|appointment|owner)\.[a-z_]+)"', source))
+    actions = {action for action in actions if not action.endswith(".html")}  # template names, not actions
+    assert {"conversation.reply", "ticket.resolve", "appointment.cancel", "owner.view"} <= actions
+    for lang in ("zh", "en"):
+        assert all(f"audit_action_{action}" in text.TEXT[lang] for action in actions), lang
