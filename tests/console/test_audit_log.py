@@ -104,7 +104,7 @@ def test_each_row_says_when_who_what_and_on_which_owner_newest_first(db: Databas
 
     rows = entries(audit(manager))
 
-    assert rows[0] == (row_id, ["2026-11-23 10:01:00", "manager-test", "ticket.assign", "王先生", "C-test-1", '{"to": "agent"}'])
+    assert rows[0] == (row_id, ["2026-11-23 10:01:00", "manager-test", "分配工单", "王先生", "C-test-1", '{"to": "agent"}'])
     assert rows[1][1][:3] == ["2026-11-23 10:00:00", "manager-test", "登录"]  # the manager's own sign-in, labelled
     page = audit(manager)
     assert f'<a href="/console/owners/{world.a.ids["customer_id"]}">王先生</a>' in page
