@@ -51,6 +51,8 @@ def serve(
         workers=workers,
         log_config=None,
         access_log=False,
+        # the console's event streams never end by themselves: a stop waits this long for them, then closes them
+        timeout_graceful_shutdown=5,
     )
 
 

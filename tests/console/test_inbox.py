@@ -98,3 +98,9 @@ def test_the_rows_fragment_is_what_live_updates_swap_in(agent, world: World, clo
 
     assert fragment.status_code == 200
     assert "<html" not in fragment.text and 'id="waiting-count"' in fragment.text
+
+
+def test_the_navigation_marks_the_page_you_are_on(agent, world: World, clock) -> None:
+    assert '<a href="/console/" aria-current="page">收件箱</a>' in agent.get("/console/").text
+    tickets = agent.get("/console/tickets").text
+    assert '<a href="/console/tickets" aria-current="page">' in tickets and '<a href="/console/" aria-current' not in tickets
