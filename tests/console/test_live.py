@@ -97,3 +97,46 @@ def test_the_stream_sends_the_dealers_new_events_and_nothing_of_another_dealer(a
     data = [line for line in received if line.startswith("data:") and "conversation_id" in line]
     assert data and f'"conversation_id": {world.a.ids["conversation_id"]}' in data[0]
     assert "event: hello" in received and any(line.startswith("id: ") for line in received)
+
+
+def test_a_server_stops_promptly_while_a_console_holds_its_event_stream(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.test_serve import ROOT, free_port, run_cli
+
+    env = dict(os.environ, DEALERCARE_DATABASE_URL=f"sqlite:///{tmp_path / 'stop.db'}", DEALERCARE_LOG_JSON="false",
+               DEALERCARE_NLU_MODEL_DIR=str(ROOT / "var" / "nlu-test"), DEALERCARE_EMBEDDED_WORKER="false")
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "demo", "load")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            page = browser.get("/console/login").text
+            token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            browser.post("/console/login", data={"csrf_token": token, "username": "agent", "password": "demo-agent"})
+            with browser.stream("GET", "/console/api/events") as stream:
+                assert stream.status_code == 200
+                next(stream.iter_lines())  # connected
+                stopping = time.monotonic()
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=30)
+        assert time.monotonic() - stopping < 15
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
