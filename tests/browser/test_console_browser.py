@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     folder = tmp_path_factory.mktemp("browser")
     env = dict(
         os.environ,
@@ -47,7 +47,7 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     run_cli(env, "db", "upgrade")
     run_cli(env, "demo", "load")
     with serving(env, free_port()) as owner_side, serving(env, free_port()) as staff_side:
-        yield owner_side, staff_side
+        yield owner_side, staff_side, env["DEALERCARE_DATABASE_URL"]
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +66,37 @@ def _owner(base: str) -> dict:  # type: ignore[type-arg]
     return owners[3]
 
 
+def _payload_records(database_url: str, customer_id: int) -> tuple[int, str]:
+    """A complaint and an appointment carrying the owner's script payload, written as the bot would."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from bot.db import Database
+    from bot.models import Appointment, Customer, Ticket, TicketKind
+
+    db = Database(database_url)
+    try:
+        with db.transaction() as session:
+            dealer_id = session.get_one(Customer, customer_id).dealer_id
+            now = datetime.now(UTC)
+            starts = (now + timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)  # 10:00 in Shanghai
+            ticket = Ticket(dealer_id=dealer_id, reference="C-XSS-1", kind=TicketKind.complaint, customer_id=customer_id,
+                            category="service", summary=PAYLOAD, details={"text": PAYLOAD}, sla_due_at=now + timedelta(hours=4))
+            session.add_all([ticket, Appointment(dealer_id=dealer_id, reference="A-XSS-1", customer_id=customer_id,
+                                                 service_type="minor_service", starts_at=starts,
+                                                 ends_at=starts + timedelta(hours=1), bay=2, notes=PAYLOAD)])
+            session.flush()
+            return ticket.id, starts.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    finally:
+        db.dispose()
+
+
 def _no_script_ran(page) -> None:  # type: ignore[no-untyped-def]
     assert page.evaluate("() => window.__xss") is None, f"a payload ran on {page.url}"
 
 
 def test_an_agent_takes_over_a_live_handoff_replies_and_gives_it_back(two_servers, browser) -> None:  # type: ignore[no-untyped-def]
-    owner_side, staff_side = two_servers
+    owner_side, staff_side, database_url = two_servers
     owner = _owner(owner_side)
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -123,10 +148,14 @@ def test_an_agent_takes_over_a_live_handoff_replies_and_gives_it_back(two_server
 
     conversation_url = staff.url
     customer_id = staff.locator("#conv-title a").get_attribute("href").rsplit("/", 1)[1]
-    for path in ("/console/", f"/console/owners/{customer_id}", "/console/tickets", "/console/appointments",
-                 f"/console/owners?q={owner['name']}"):
+    # the same payloads in the owner's words elsewhere: a complaint's summary and an appointment's notes
+    ticket_id, day = _payload_records(database_url, int(customer_id))
+    for path in ("/console/", f"/console/owners/{customer_id}", "/console/tickets", f"/console/tickets/{ticket_id}",
+                 f"/console/appointments?day={day}", f"/console/owners?q={owner['name']}"):
         staff.goto(f"{staff_side}{path}")
         _no_script_ran(staff)
+        if "owners?q" not in path:
+            assert staff.locator("text=window.__xss=1").count() >= 1, f"{path} does not show the owner's words"
     staff.goto(f"{staff_side}/console/owners/{customer_id}")
     assert staff.locator("text=window.__xss=1").count() >= 1  # shown, as text
     staff.screenshot(path=str(ARTIFACTS / "owner.png"), full_page=True)
