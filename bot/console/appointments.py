@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,7 @@ from bot import conversation_status, effects, outbound
 from bot.console import scope, text
 from bot.console.auth import Clock, CurrentStaff, StaffDep
 from bot.console.rendering import render
-from bot.console.scope import page_router
+from bot.console.scope import Refused, page_router
 from bot.dealer_config import DayHours, DealerConfig
 from bot.messages import Reply
 from bot.models import Appointment, Conversation, Customer, Dealer, Vehicle
@@ -151,14 +151,6 @@ class DayView:
     @property
     def next(self) -> date:
         return self.day + timedelta(days=1)
-
-
-class Refused(Exception):
-    """An action that does not fit: the status code and the text key (with its parameters) staff read."""
-
-    def __init__(self, status_code: int, key: str, **params: Any) -> None:
-        super().__init__(key)
-        self.status_code, self.key, self.params = status_code, key, params
 
 
 # -- the day view ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from bot import conversation_status, outbound
 from bot.console import transcript
 from bot.console.auth import Clock, CurrentStaff, StaffDep
 from bot.console.rendering import render
-from bot.console.scope import actor, audit, owned, page_router
+from bot.console.scope import Refused, actor, audit, owned, page_router
 from bot.console.text import register
 from bot.dealer_config import DealerConfig
 from bot.messages import Reply
@@ -85,14 +85,6 @@ register({
         "conv_bad_move": "That is not possible in the conversation's current state.",
     },
 })
-
-
-class Refused(HTTPException):
-    """An action the conversation's state does not allow: 409 with the reason's text key."""
-
-    def __init__(self, key: str, status_code: int = 409) -> None:
-        super().__init__(status_code=status_code, detail=key)
-        self.key = key
 
 
 # -- what the page shows --------------------------------------------------------------------------
@@ -206,7 +198,7 @@ def take(session: Session, conversation: Conversation, staff: CurrentStaff, now:
     """The viewer takes the conversation: from the queue, from a colleague, or straight from the bot."""
     status = S(conversation.status)
     if status == S.closed:
-        raise Refused("conv_bad_move")
+        raise Refused(409, "conv_bad_move")
     if status == S.bot:
         conversation.handoff_reason, conversation.handed_off_at, conversation.handoff_urgent = "staff", now, False
         conversation_status.move(session=session, conversation=conversation, to=S.waiting_staff, actor=actor(staff))
@@ -227,7 +219,7 @@ def assign(session: Session, conversation: Conversation, staff: CurrentStaff, co
         raise HTTPException(status_code=404, detail="not found / 找不到该同事")
     status = S(conversation.status)
     if status not in conversation_status.HANDED_OFF:
-        raise Refused("conv_bad_move")
+        raise Refused(409, "conv_bad_move")
     if status == S.waiting_staff:
         conversation_status.move(session=session, conversation=conversation, to=S.staff, actor=actor(staff),
                                  data={"staff_id": colleague.id})
@@ -242,26 +234,26 @@ def reply(session: Session, conversation: Conversation, staff: CurrentStaff, tex
     """Sends the owner a staff message on the chosen route (default: their last channel, if it works)."""
     text = text.strip()
     if not text:
-        raise Refused("conv_empty_reply", 422)
+        raise Refused(422, "conv_empty_reply")
     if len(text) > MAX_REPLY:
-        raise Refused("conv_too_long", 422)
+        raise Refused(422, "conv_too_long")
     status = S(conversation.status)
     if status == S.waiting_staff:
         take(session, conversation, staff, now)  # answering is taking: the queue must not offer it to a colleague
     elif status != S.staff:
-        raise Refused("conv_not_taken")
+        raise Refused(409, "conv_not_taken")
     found, _ = routes_to_owner(session, conversation, now)
     route = next((r for r in found if r.channel == via), None) if via else default_route(conversation, found)
     if route is None:
         chosen = next((r for r in found if r.channel == via), None) if via else None
-        raise Refused(chosen.why_not if chosen and chosen.why_not else "conv_no_channel")
+        raise Refused(409, chosen.why_not if chosen and chosen.why_not else "conv_no_channel")
     if not route.usable:
-        raise Refused(route.why_not or "conv_no_channel")
+        raise Refused(409, route.why_not or "conv_no_channel")
     message = outbound.queue(session, conversation, Reply(text), kind="staff_reply", sender=actor(staff), now=now,
                              dedupe_key=f"staff_reply:{conversation.id}:{staff.staff_id}:{now.isoformat()}",
                              channel=Channel(route.channel))
     if message is None:
-        raise Refused("conv_no_channel")
+        raise Refused(409, "conv_no_channel")
     conversation_status.record_event(session=session, conversation=conversation, kind="staff_reply", actor=actor(staff),
                                      data={"message_id": message.id})
     audit(session, staff, "conversation.reply", customer_id=conversation.customer_id,
@@ -271,7 +263,7 @@ def reply(session: Session, conversation: Conversation, staff: CurrentStaff, tex
 def note(session: Session, conversation: Conversation, staff: CurrentStaff, text: str, now: datetime) -> None:
     text = text.strip()
     if not text:
-        raise Refused("conv_empty_reply", 422)
+        raise Refused(422, "conv_empty_reply")
     conversation_status.record_event(session=session, conversation=conversation, kind=transcript.NOTE, actor=actor(staff),
                                      data={"text": text[:MAX_REPLY]})
     audit(session, staff, "conversation.note", customer_id=conversation.customer_id,
@@ -282,7 +274,7 @@ def release(session: Session, conversation: Conversation, staff: CurrentStaff, n
     """Gives the conversation back to the bot, and tells the owner the assistant is back."""
     status = S(conversation.status)
     if status not in conversation_status.HANDED_OFF:
-        raise Refused("conv_bad_move")
+        raise Refused(409, "conv_bad_move")
     if status == S.waiting_staff:
         conversation_status.move(session=session, conversation=conversation, to=S.staff, actor=actor(staff))
     conversation_status.move(session=session, conversation=conversation, to=S.bot, actor=actor(staff))

@@ -18,6 +18,15 @@ from bot.models import AuditLog, utcnow
 Row = TypeVar("Row")
 
 
+class Refused(Exception):
+    """A staff action the record's state does not allow: nothing is written, the page comes back with the
+    status code and the reason (a text key, with its parameters)."""
+
+    def __init__(self, status_code: int, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.status_code, self.key, self.params = status_code, key, params
+
+
 def page_router() -> APIRouter:
     """A router for console pages: under /console, out of the OpenAPI schema, CSRF checked on every POST."""
     return APIRouter(prefix="/console", tags=["console"], include_in_schema=False, dependencies=[Depends(auth.csrf_guard)])

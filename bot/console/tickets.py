@@ -30,7 +30,7 @@ from bot import tickets as ticket_work
 from bot.console import text
 from bot.console.auth import Clock, CurrentStaff, StaffDep
 from bot.console.rendering import render
-from bot.console.scope import actor, audit, owned, page_router
+from bot.console.scope import Refused, actor, audit, owned, page_router
 from bot.models import (
     AuditLog,
     Customer,
@@ -246,15 +246,6 @@ text.register({
 
 # department suggestions offered in the form (a datalist: staff may still type their own)
 DEPARTMENT_KEYS = ("ticket_dept_service", "ticket_dept_sales", "ticket_dept_parts", "ticket_dept_care", "ticket_dept_rescue")
-
-
-class Refused(Exception):
-    """A change the ticket's state does not allow: nothing is written, the page says why."""
-
-    def __init__(self, status_code: int, key: str) -> None:
-        super().__init__(key)
-        self.status_code = status_code
-        self.key = key
 
 
 def is_overdue(ticket: Ticket, now: datetime) -> bool:
