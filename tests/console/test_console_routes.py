@@ -107,3 +107,24 @@ def test_a_form_without_the_csrf_token_is_refused_everywhere(app, client: TestCl
 
 def _params(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_page_reads_in_both_languages_with_no_text_key_left_showing(app, client: TestClient, world: World, clock,  # type: ignore[no-untyped-def]
+                                                                          lang: str) -> None:
+    import re
+
+    from bot.console.text import TEXT
+
+    sign_in(client, "admin")
+    client.get(f"/console/lang/{lang}")
+    keys = set(TEXT[lang])
+    for method, path in console_routes(app):
+        if method != "GET" or path == "/console/api/events" or path.endswith(".csv"):
+            continue
+        html = client.get(_fill(path, world.a.ids)).text
+        visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL))
+        leftovers = {word for word in re.findall(r"\b[a-z]+_[a-z_]+\b", visible) if word in keys}
+        assert not leftovers, f"{path} ({lang}) shows text keys: {sorted(leftovers)}"
+        if "<html" in html:  # a whole page, not a fragment the page swaps in
+            assert f'<html lang="{"zh-CN" if lang == "zh" else "en"}">' in html, path
