@@ -125,6 +125,8 @@ def test_an_agent_takes_over_a_live_handoff_replies_and_gives_it_back(two_server
     row = staff.locator("#inbox-rows tr[data-conversation]", has_text=owner["name"])
     row.wait_for(timeout=LIVE_WAIT_MS)
     assert staff.evaluate("() => window.__stillTheSamePage") is True
+    assert "fresh" in (row.get_attribute("class") or "")  # a new arrival stands out
+    staff.wait_for_function("() => document.title.startsWith('(1) ')")  # and the tab counts who waits
     staff.screenshot(path=str(ARTIFACTS / "inbox.png"), full_page=True)
 
     # take over and reply

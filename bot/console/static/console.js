@@ -24,10 +24,24 @@
 
   if (live === "inbox") {
     let pending = null;
+    const baseTitle = document.title;
+    const rowIds = () => new Set([...document.querySelectorAll("#inbox-rows tr[data-conversation]")].map((r) => r.dataset.conversation));
+    let seen = rowIds();
+    const mark = () => {
+      // new arrivals stand out for a moment; the tab title counts who is waiting
+      for (const row of document.querySelectorAll("#inbox-rows tr[data-conversation]")) {
+        if (!seen.has(row.dataset.conversation)) row.classList.add("fresh");
+      }
+      seen = rowIds();
+      const waiting = document.querySelector("#waiting-count");
+      const count = waiting ? Number(waiting.textContent) : 0;
+      document.title = count ? `(${count}) ${baseTitle}` : baseTitle;
+    };
+    mark();
     listen(() => {
       // a burst of events (a busy minute) is one refresh
       clearTimeout(pending);
-      pending = setTimeout(() => swap("/console/inbox/rows", "#inbox-rows", false).then(tick), 150);
+      pending = setTimeout(() => swap("/console/inbox/rows", "#inbox-rows", false).then(mark).then(tick), 150);
     });
   } else if (live === "conversation") {
     const id = Number(body.dataset.conversation);
