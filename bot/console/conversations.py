@@ -173,7 +173,15 @@ def _page(request: Request, staff: CurrentStaff, conversation_id: int, now: date
                   customer=customer, vehicles=vehicles, colleagues=colleagues, routes=found, window_state=state,
                   default=default_route(conversation, found), canned=canned, lines=lines, names=names,
                   assignee=names.get(f"staff:{conversation.handed_off_to}", ""), error=error, draft=draft, tickets=open_tickets,
-                  done=request.query_params.get("done"))
+                  done=_done(request.query_params.get("done")))
+
+
+# the banner after an action: only these keys, so a crafted link cannot put its own words on the page
+DONE = frozenset({"conv_taken", "conv_assigned", "conv_sent", "conv_noted", "conv_released"})
+
+
+def _done(key: str | None) -> str | None:
+    return key if key in DONE else None
 
 
 @router.get("/conversations/{conversation_id}", response_class=HTMLResponse)

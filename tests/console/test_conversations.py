@@ -192,3 +192,10 @@ def test_the_owners_open_tickets_sit_beside_the_conversation(agent, world: World
 
     assert "C-test-1" in page and f'href="/console/tickets/{world.a.ids["ticket_id"]}"' in page
     assert "C-other-1" not in page
+
+
+def test_a_crafted_link_cannot_put_its_own_words_on_the_page(agent, world: World, clock) -> None:
+    page = agent.get(_url(world) + "?done=请拨打400-123-4567领取赔偿").text
+
+    assert "领取赔偿" not in page
+    assert "已发送" in agent.get(_url(world) + "?done=conv_sent").text
