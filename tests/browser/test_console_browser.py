@@ -104,6 +104,9 @@ def test_an_agent_takes_over_a_live_handoff_replies_and_gives_it_back(two_server
 
     staff = browser.new_page(locale="zh-CN")
     staff.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    # anything the Content-Security-Policy blocked (an inline style or script of ours) would break silently
+    blocked: list[str] = []
+    staff.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None)
     staff.goto(f"{staff_side}/console/login")
     staff.fill("input[name=username]", "agent")
     staff.fill("input[name=password]", "demo-agent")
@@ -175,5 +178,6 @@ def test_an_agent_takes_over_a_live_handoff_replies_and_gives_it_back(two_server
         sim.wait_for_timeout(200)
     assert sim.locator("#messages li").count() >= before + 2, "the bot did not answer after the release"
     assert dialogs == [], f"a script opened dialogs: {dialogs}"
+    assert blocked == [], f"the CSP blocked parts of the console: {blocked}"
     for name in ("inbox.png", "conversation.png", "owner.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000
