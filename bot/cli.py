@@ -126,9 +126,14 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 @demo_app.command("load")
 def demo_load() -> None:
-    """Loads the demo dealer, its staff and 50 owners (does nothing if it is there already)."""
+    """Loads the demo dealer, its staff and 50 owners, and a working day for the staff console
+    (bookings, tickets, surveys, reminders, two owners waiting); does nothing if it is there already."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from bot.db import Database
-    from bot.demo import demo_loaded, load_demo
+    from bot.demo import TIMEZONE, demo_loaded, load_demo
+    from bot.demo_console import load_console_demo
 
     settings = _settings()
     db = Database(settings.database_url)
@@ -136,7 +141,10 @@ def demo_load() -> None:
         if demo_loaded(session):
             typer.echo("demo dealer already loaded")
             return
-        dealer = load_demo(session)
+        today = datetime.now(ZoneInfo(TIMEZONE)).date()
+        dealer = load_demo(session, today=today)
+        # here and not in load_demo: tests that load the demo expect its owners with no history
+        load_console_demo(session, dealer, today=today)
         typer.echo(f"loaded demo dealer {dealer.name} ({dealer.slug})")
     db.dispose()
 
